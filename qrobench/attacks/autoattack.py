@@ -1,0 +1,124 @@
+"""AutoAttack's attacks from the official code (PyPI ``pyautoattack``), with its standard settings.
+
+``apgd-ce``, ``apgd-t`` and ``fab-t`` run alone; ``aa`` is the standard cascade
+(APGD-CE → APGD-T → FAB-T → Square) and ``aa-rand`` the version for randomised models
+(APGD-CE and APGD-DLR with 20 EOT iterations).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from .base import Attack, register_attack
+
+
+def _pyautoattack():
+    try:
+        import pyautoattack
+    except ImportError as e:  # pragma: no cover - it is a hard dependency
+        from ..errors import QrobenchError
+
+        raise QrobenchError("AutoAttack's attacks need the package pyautoattack: pip install pyautoattack") from e
+    return pyautoattack
+
+
+def _quiet_logger() -> logging.Logger:
+    log = logging.getLogger("qrobench.autoattack")
+    log.setLevel(logging.WARNING)
+    return log
+
+
+class _AutoAttackPart(Attack):
+    def _torch_seed(self, generator):
+        # pyautoattack seeds torch's global RNG itself from `seed`; derive it from the batch's
+        # generator so that every batch differs but the run stays repeatable.
+        if generator is None:
+            return self.seed
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+
+
+@register_attack("apgd-ce")
+class APGDCE(_AutoAttackPart):
+    n_iter, n_restarts, rho, eot_iter = 100, 1, 0.75, 1
+
+    def settings(self):
+        return {**super().settings(), "implementation": "pyautoattack.APGDAttack", "loss": "ce",
+                "n_iter": self.n_iter, "n_restarts": self.n_restarts, "rho": self.rho,
+                "eot_iter": self.eot_iter}
+
+    def perturb(self, x, y, generator=None):
+        from pyautoattack.autopgd_base import APGDAttack
+
+        atk = APGDAttack(self.model, n_iter=self.n_iter, n_restarts=self.n_restarts, eps=self.eps,
+                         norm="Linf", loss="ce", rho=self.rho, eot_iter=self.eot_iter,
+                         seed=self._torch_seed(generator), device=x.device, logger=_quiet_logger())
+        return atk.perturb(x, y).detach()
+
+
+@register_attack("apgd-t")
+class APGDT(_AutoAttackPart):
+    n_iter, n_restarts, n_target_classes = 100, 1, 9
+
+    def settings(self):
+        return {**super().settings(), "implementation": "pyautoattack.APGDAttack_targeted",
+                "loss": "dlr-targeted", "n_iter": self.n_iter, "n_restarts": self.n_restarts,
+                "n_target_classes": self.n_target_classes}
+
+    def perturb(self, x, y, generator=None):
+        from pyautoattack.autopgd_base import APGDAttack_targeted
+
+        atk = APGDAttack_targeted(self.model, n_iter=self.n_iter, n_restarts=self.n_restarts,
+                                  eps=self.eps, norm="Linf", n_target_classes=self.n_target_classes,
+                                  seed=self._torch_seed(generator), device=x.device,
+                                  logger=_quiet_logger())
+        return atk.perturb(x, y).detach()
+
+
+@register_attack("fab-t")
+class FABT(_AutoAttackPart):
+    n_iter, n_restarts, n_target_classes = 100, 1, 9
+
+    def settings(self):
+        return {**super().settings(), "implementation": "pyautoattack.FABAttack_PT",
+                "targeted": True, "n_iter": self.n_iter, "n_restarts": self.n_restarts,
+                "n_target_classes": self.n_target_classes}
+
+    def perturb(self, x, y, generator=None):
+        from pyautoattack.fab_pt import FABAttack_PT
+
+        atk = FABAttack_PT(self.model, norm="Linf", n_restarts=self.n_restarts, n_iter=self.n_iter,
+                           eps=self.eps, seed=self._torch_seed(generator), targeted=True,
+                           n_target_classes=self.n_target_classes, device=x.device)
+        return atk.perturb(x, y).detach()
+
+
+class _AutoAttackCascade(_AutoAttackPart):
+    version = "standard"
+
+    def settings(self):
+        parts = (["apgd-ce", "apgd-t", "fab-t", "square"] if self.version == "standard"
+                 else ["apgd-ce", "apgd-dlr"])
+        extra = {"eot_iter": 20} if self.version == "rand" else {"square_queries": 5000}
+        return {**super().settings(), "implementation": "pyautoattack.AutoAttack",
+                "version": self.version, "attacks": parts, **extra}
+
+    def perturb(self, x, y, generator=None):
+        aa = _pyautoattack().AutoAttack(self.model, eps=self.eps, norm="Linf",
+                                        version=self.version, device=x.device,
+                                        seed=self._torch_seed(generator))
+        aa.logger = _quiet_logger()
+        aa.verbose = False
+        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
+        return x_adv.detach()
+
+
+@register_attack("aa")
+class AutoAttackStandard(_AutoAttackCascade):
+    version = "standard"
+
+
+@register_attack("aa-rand")
+class AutoAttackRand(_AutoAttackCascade):
+    version = "rand"

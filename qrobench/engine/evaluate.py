@@ -1,0 +1,236 @@
+"""Evaluate a model under an attack battery.
+
+Only initially correct points are attacked; a point is robust to the battery only if it
+survives every attack (AutoAttack's worst-case convention). Stochastic models are scored
+with a seeded noise generator per batch, and over ``repeats`` seeds as mean ± std.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from .._version import __version__
+from ..attacks.base import DEFAULT_EPS, check_attack_names, create_attack
+from ..data.cifar10 import EvalData, load_cifar10_test
+from ..errors import QrobenchError
+from ..models.noise import is_stochastic, noise_seed
+from ..quant.metrics import quant_stats
+from .results import RESULT_SCHEMA
+
+
+@dataclass
+class EvalConfig:
+    attacks: list[str] = field(default_factory=lambda: ["pgd20"])
+    n: int = 1000
+    eps: float = DEFAULT_EPS
+    seed: int = 0
+    batch_size: int = 250
+    device: str = "auto"
+    repeats: int | None = None  # None: 1 for deterministic models, 3 for stochastic ones
+    data_dir: str | None = None
+    progress: bool = True
+    attack_options: dict = field(default_factory=dict)  # per-attack extra kwargs
+
+    def validate(self) -> None:
+        check_attack_names(self.attacks)
+        if len(set(self.attacks)) != len(self.attacks):
+            raise QrobenchError(f"--attacks lists an attack twice: {','.join(self.attacks)}")
+        if self.n <= 0:
+            raise QrobenchError(f"--n must be a positive number of test points, got {self.n}")
+        if self.batch_size <= 0:
+            raise QrobenchError(f"--batch-size must be positive, got {self.batch_size}")
+        if not 0 < self.eps <= 1:
+            raise QrobenchError(f"--eps must be in (0, 1] (pixels are in [0, 1]; 8/255 ≈ 0.0314), got {self.eps}")
+        if self.repeats is not None and self.repeats <= 0:
+            raise QrobenchError(f"--repeats must be positive, got {self.repeats}")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise QrobenchError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise QrobenchError(f"--device must be auto, cpu or cuda[:i], got {device!r}")
+    return torch.device(device)
+
+
+def _batch_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+@torch.inference_mode()
+def _predict(model: nn.Module, x: torch.Tensor, bs: int, device, seed_parts) -> torch.Tensor:
+    preds = []
+    for b, i in enumerate(range(0, len(x), bs)):
+        with noise_seed(model, _batch_seed(*seed_parts, b), device):
+            preds.append(model(x[i:i + bs].to(device)).argmax(1).cpu())
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def _versions() -> dict:
+    try:
+        import pyautoattack
+
+        pa = pyautoattack.__version__
+    except Exception:  # pragma: no cover
+        pa = None
+    return {"qrobench": __version__, "torch": torch.__version__, "pyautoattack": pa,
+            "python": platform.python_version()}
+
+
+def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags):
+    seed = cfg.seed + repeat
+    n = len(data)
+    t0 = time.perf_counter()
+    clean_pred = _predict(model, data.x, cfg.batch_size, device, (seed, 0, 0))
+    correct = clean_pred == data.y
+    clean_time = time.perf_counter() - t0
+    robust, times, zero_grad = {}, {}, {}
+    idx_correct = torch.nonzero(correct).flatten()
+    for k, (name, atk) in enumerate(attacks.items(), start=1):
+        t0 = time.perf_counter()
+        survived = torch.zeros(n, dtype=torch.bool)
+        zg = []
+        bar = tqdm(total=len(idx_correct), desc=f"{name:>10s}", unit="img", leave=False,
+                   disable=not cfg.progress)
+        for b, i in enumerate(range(0, len(idx_correct), cfg.batch_size)):
+            idx = idx_correct[i:i + cfg.batch_size]
+            xb, yb = data.x[idx].to(device), data.y[idx].to(device)
+            gen = torch.Generator(device=device)
+            gen.manual_seed(_batch_seed(seed, k, b, 1))
+            with noise_seed(model, _batch_seed(seed, k, b, 2), device):
+                x_adv = atk.perturb(xb, yb, generator=gen)
+            if "zero_grad_frac" in atk.diagnostics:
+                zg.append(atk.diagnostics["zero_grad_frac"])
+            dist = (x_adv - xb).abs().flatten(1).amax(1)
+            if dist.max() > cfg.eps + 1e-5 or x_adv.min() < 0 or x_adv.max() > 1:
+                raise RuntimeError(f"attack {name} left the ε-ball or the image range "
+                                   f"(max |δ| = {float(dist.max()):.5f}); this is a bug in the attack")
+            with torch.inference_mode(), noise_seed(model, _batch_seed(seed, k, b, 3), device):
+                survived[idx] = (model(x_adv).argmax(1) == yb).cpu()
+            bar.update(len(idx))
+        bar.close()
+        robust[name] = survived
+        times[name] = time.perf_counter() - t0
+        if zg:
+            zero_grad[name] = float(np.mean(zg))
+            if zero_grad[name] > 0.05:
+                flags.add(f"zero-gradients:{name}")
+    worst = correct.clone()
+    for s in robust.values():
+        worst &= s
+    return {
+        "seed": seed,
+        "clean_acc": float(correct.float().mean()),
+        "robust_acc": {k: float(v.float().sum()) / n for k, v in robust.items()},
+        "worst_case_acc": float(worst.float().sum()) / n if robust else float(correct.float().mean()),
+        "wall_time_s": times,
+        "clean_time_s": clean_time,
+        "zero_grad_frac": zero_grad,
+        "robust_mask": worst,
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(statistics.fmean(values)), float(statistics.stdev(values)) if len(values) > 1 else 0.0
+
+
+def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0, *,
+             config: EvalConfig | None = None, data: EvalData | None = None, card=None,
+             zoo=None, **kwargs) -> dict:
+    """Run the battery on the first ``n`` test points; returns the result dict (as in the JSON)."""
+    cfg = config or EvalConfig(attacks=list(attacks), n=n, seed=seed, **kwargs)
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    if data is None:
+        data = load_cifar10_test(cfg.n, cfg.data_dir)
+    elif len(data) < cfg.n:
+        raise QrobenchError(f"--n {cfg.n} exceeds the {len(data)} points given")
+    else:
+        data = EvalData(data.x[: cfg.n], data.y[: cfg.n], data.source)
+
+    model = model.to(device).eval()
+    model.requires_grad_(False)
+    stochastic = is_stochastic(model)
+    repeats = cfg.repeats if cfg.repeats is not None else (3 if stochastic else 1)
+    name = getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
+
+    built = {}
+    for a in cfg.attacks:
+        opts = dict(cfg.attack_options.get(a, {}))
+        if a == "transfer":
+            opts.setdefault("zoo", zoo)
+            opts.setdefault("target_name", name)
+        built[a] = create_attack(a, model, eps=cfg.eps, device=device, seed=cfg.seed, **opts)
+
+    flags: set[str] = set()
+    if stochastic:
+        flags.add("stochastic")
+        if not any(a in ("eot-pgd20", "aa-rand") for a in cfg.attacks):
+            flags.add("no-eot")
+    t_start = time.perf_counter()
+    runs = [_run_once(model, data, cfg, device, r, built, flags) for r in range(repeats)]
+    total = time.perf_counter() - t_start
+
+    clean, clean_std = _mean_std([r["clean_acc"] for r in runs])
+    worst, worst_std = _mean_std([r["worst_case_acc"] for r in runs])
+    robust, robust_std = {}, {}
+    for a in cfg.attacks:
+        robust[a], robust_std[a] = _mean_std([r["robust_acc"][a] for r in runs])
+    if clean < 0.2:
+        flags.add("low-clean-accuracy")
+    stats = quant_stats(model)
+    arch_cfg = getattr(model, "arch_config", None)
+    result = {
+        "schema": RESULT_SCHEMA,
+        "model": name,
+        "card_sha256": getattr(card, "sha256", None),
+        "architecture": getattr(card, "architecture", getattr(model, "arch_name", type(model).__name__)),
+        "ensemble": getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
+        "precision": getattr(card, "precision", getattr(arch_cfg, "precision", "fp")),
+        "recipe": getattr(card, "recipe", None),
+        "dataset": "cifar10",
+        "split": "test",
+        "n": len(data),
+        "first_index": 0,
+        "eps": cfg.eps,
+        "norm": "Linf",
+        "attacks": {a: atk.settings() for a, atk in built.items()},
+        "clean_acc": clean,
+        "robust_acc": robust,
+        "worst_case_acc": worst,
+        "stochastic": stochastic,
+        "repeats": repeats,
+        "std": {"clean_acc": clean_std, "robust_acc": robust_std, "worst_case_acc": worst_std},
+        "sparsity": stats.sparsity,
+        "channel_sparsity": stats.channel_sparsity,
+        "size_bytes": stats.size_bytes,
+        "fp32_bytes": stats.fp32_bytes,
+        "compression": stats.compression,
+        "n_params": stats.n_params,
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "versions": _versions(),
+        "data_source": data.source,
+        "wall_time_s": {a: _mean_std([r["wall_time_s"][a] for r in runs])[0] for a in cfg.attacks},
+        "clean_time_s": _mean_std([r["clean_time_s"] for r in runs])[0],
+        "total_time_s": total,
+        "zero_grad_frac": {a: _mean_std([r["zero_grad_frac"].get(a, 0.0) for r in runs])[0]
+                           for a in cfg.attacks if any(a in r["zero_grad_frac"] for r in runs)},
+        "flags": sorted(flags),
+        "per_seed": [{k: v for k, v in r.items() if k != "robust_mask"} for r in runs],
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return result

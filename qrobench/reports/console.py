@@ -1,0 +1,41 @@
+"""Console tables (tabulate) for one evaluation and for the zoo listing."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+
+def _pct(mean: float, std: float | None, show_std: bool) -> str:
+    s = f"{100 * mean:.2f}"
+    return f"{s} ± {100 * std:.2f}" if show_std and std is not None else s
+
+
+def format_result_table(result: dict, fmt: str = "github") -> str:
+    show_std = result.get("repeats", 1) > 1
+    std = result.get("std", {})
+    rows = [["clean", _pct(result["clean_acc"], std.get("clean_acc"), show_std),
+             f"{result.get('clean_time_s', 0):.1f}"]]
+    for a, acc in result["robust_acc"].items():
+        rows.append([a, _pct(acc, std.get("robust_acc", {}).get(a), show_std),
+                     f"{result['wall_time_s'].get(a, 0):.1f}"])
+    if result["robust_acc"]:
+        rows.append(["worst case", _pct(result["worst_case_acc"], std.get("worst_case_acc"), show_std), ""])
+    head = (f"{result['model']}  ({result['precision']}, n={result['n']}, eps={result['eps']:.5f}, "
+            f"seed={result['seed']}, repeats={result['repeats']}, device={result['device']})\n"
+            f"data: {result['data_source']}\n"
+            f"sparsity {100 * result['sparsity']:.2f} %, channel sparsity "
+            f"{100 * result['channel_sparsity']:.2f} %, size {result['size_bytes'] / 1024:.1f} KB "
+            f"({result['compression']:.1f}x smaller than fp32)")
+    flags = f"\nflags: {', '.join(result['flags'])}" if result.get("flags") else ""
+    table = tabulate(rows, headers=["attack", "accuracy %", "time s"], tablefmt=fmt)
+    return f"{head}\n{table}{flags}"
+
+
+def format_zoo_table(cards, stats: dict | None = None, fmt: str = "github") -> str:
+    rows = []
+    for c in cards:
+        st = (stats or {}).get(c.name)
+        rows.append([c.name, c.precision, c.ensemble, c.architecture,
+                     f"{st.size_bytes / 1024:.1f}" if st else "", c.recipe])
+    return tabulate(rows, headers=["model", "precision", "ensemble", "architecture", "size KB", "recipe"],
+                    tablefmt=fmt)

@@ -1,0 +1,119 @@
+"""``qrobench train``: train a zoo model by name with a named recipe, resumable, then export it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import QrobenchError
+
+
+def add_train_parser(sub) -> None:
+    t = sub.add_parser("train", help="train a zoo model with a named recipe and export it")
+    t.add_argument("name", nargs="?", help="zoo name <arch>-<precision>[-<recipe>], e.g. enres20-tnn")
+    t.add_argument("--list", action="store_true", help="list the recipes and exit")
+    t.add_argument("--recipe", default="budget-nfgsm", help="recipe name (see --list)")
+    t.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    t.add_argument("--init-from", default=None, help="zoo model whose weights start the run (fine-tuning)")
+    t.add_argument("--tradeoff", default=None,
+                   help="trade-off loss weights 'w_adv,w_nat' (default 8,1 for *-tradeoff names)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-n", type=int, default=1000, help="held-out tail of the training set (selection)")
+    t.add_argument("--train-n", type=int, default=None, help="train on the first N images only")
+    t.add_argument("--data-dir", default=None)
+    t.add_argument("--zoo-dir", default=None, help="where the card and checkpoint are exported")
+    t.add_argument("--work-dir", default="runs/train", help="checkpoints and logs (one folder per model)")
+    t.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    t.add_argument("--stop-after-epoch", type=int, default=None,
+                   help="stop after this epoch (resume later) without exporting")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    import torch
+    from tabulate import tabulate
+
+    from ..data.cifar10 import load_cifar10_train
+    from ..zoo.store import Zoo, default_zoo_dir
+    from .export import export_to_zoo
+    from .naming import parse_zoo_name
+    from .recipes import RECIPES, get_recipe
+    from .trainer import TrainConfig, finished, train
+
+    if args.list:
+        print(tabulate([[r.name, r.adversary, r.epochs, r.description] for r in RECIPES.values()],
+                       headers=["recipe", "adversary", "epochs", "description"], tablefmt="github"))
+        return 0
+    if not args.name:
+        raise QrobenchError("qrobench train needs a model name (e.g. res20-fp) or --list")
+    zn = parse_zoo_name(args.name)
+    recipe = get_recipe(args.recipe)
+    if zn.loss == "natural" and recipe.adversary != "none":
+        raise QrobenchError(f"{args.name} is a natural model; use --recipe natural")
+    if args.epochs is not None:
+        if args.epochs <= 0:
+            raise QrobenchError("--epochs must be positive")
+        recipe = recipe.with_(epochs=args.epochs, br_hard_epoch=min(recipe.br_hard_epoch, args.epochs - 1))
+    tradeoff = None
+    if args.tradeoff or zn.loss == "tradeoff":
+        try:
+            w = [float(v) for v in (args.tradeoff or "8,1").split(",")]
+            assert len(w) == 2
+        except (ValueError, AssertionError):
+            raise QrobenchError(f"--tradeoff must be two numbers 'w_adv,w_nat', got {args.tradeoff!r}") from None
+        tradeoff = (w[0], w[1])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    zoo_dir = Path(args.zoo_dir) if args.zoo_dir else default_zoo_dir()
+    init_state = None
+    if args.init_from:
+        init_model, _ = Zoo(zoo_dir).load(args.init_from)
+        init_state = {k: v for k, v in init_model.state_dict().items()}
+    data = load_cifar10_train(args.data_dir)
+    cfg = TrainConfig(name=args.name, architecture=zn.architecture, arch_args=zn.arch_args, recipe=recipe,
+                      out_dir=Path(args.work_dir) / args.name, seed=args.seed, val_n=args.val_n,
+                      train_n=args.train_n, tradeoff=tradeoff, init_state=init_state,
+                      init_from=args.init_from, device=args.device, progress=not args.quiet,
+                      stop_after_epoch=args.stop_after_epoch)
+    t0 = time.time()
+    model = train(cfg, data, resume=args.resume)
+    if not finished(cfg):
+        print(f"stopped after epoch {args.stop_after_epoch}; continue with --resume")
+        return 0
+    cmd = [f"qrobench train {args.name} --recipe {args.recipe}"]
+    if args.epochs is not None:
+        cmd.append(f"--epochs {args.epochs}")
+    if args.init_from:
+        cmd.append(f"--init-from {args.init_from}")
+    if tradeoff:
+        cmd.append(f"--tradeoff {tradeoff[0]:g},{tradeoff[1]:g}")
+    if args.seed:
+        cmd.append(f"--seed {args.seed}")
+    if args.train_n:
+        cmd.append(f"--train-n {args.train_n}")
+    log = (cfg.out_dir / "log.csv").read_text().splitlines()
+    training = {
+        "command": " ".join(cmd),
+        "recipe": recipe.as_dict(),
+        "loss": ("trade-off: {:g}*CE(adv) + {:g}*CE(clean)".format(*tradeoff)) if tradeoff else
+                ("CE(clean)" if recipe.adversary == "none" else "CE(adv)"),
+        "init_from": args.init_from,
+        "seed": args.seed,
+        "selection": f"best PGD-10 accuracy on the held-out last {args.val_n} training images (not the test set)",
+        "train_images": len(data) - args.val_n if args.train_n is None else args.train_n,
+        "data_source": data.source,
+        "wall_time_s_this_invocation": round(time.time() - t0, 1),
+        "train_time_s": round(sum(float(row.split(",")[8]) for row in log[1:]), 1),
+        "epoch_log": log,
+        "hardware": f"{torch.get_num_threads()} CPU threads" if args.device == "cpu" else args.device,
+    }
+    summary = recipe.description + f" [run: {recipe.epochs} epochs]" + (f"; trade-off loss {tradeoff[0]:g}/{tradeoff[1]:g}" if tradeoff else "")
+    if args.init_from:
+        summary += f"; initialised from {args.init_from}"
+    card = export_to_zoo(model, args.name, zn.architecture, zn.arch_args, zn.precision, summary,
+                         training, zoo_dir)
+    print(f"exported {card.name} to {card.checkpoint_path()} (sha256 {card.sha256[:12]}…)")
+    return 0

@@ -1,0 +1,43 @@
+"""Zoo names ``<arch>-<precision>[-<recipe>]`` (PROTOCOL.md section 3) and what they imply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import QrobenchError
+
+ARCHES = {
+    "res20": ("preact_resnet20", {}),
+    "res56": ("preact_resnet56", {}),
+    "enres20": ("enresnet20", {}),  # En2ResNet20, noise 0.1
+    "en1res20": ("preact_resnet20", {"ensemble": 1, "noise_coef": 0.1}),
+    "en5res20": ("enresnet20", {"ensemble": 5}),
+}
+PRECISION_TOKENS = ("fp", "4bit", "tnn", "bnn", "mixed")
+RECIPE_TOKENS = ("tradeoff", "natural")
+
+
+@dataclass
+class ZooName:
+    name: str
+    arch_key: str
+    architecture: str
+    arch_args: dict
+    precision: str
+    loss: str  # adversarial | tradeoff | natural
+
+
+def parse_zoo_name(name: str) -> ZooName:
+    parts = name.split("-")
+    if len(parts) not in (2, 3) or parts[0] not in ARCHES or parts[1] not in PRECISION_TOKENS \
+            or (len(parts) == 3 and parts[2] not in RECIPE_TOKENS):
+        raise QrobenchError(
+            f"model name {name!r} is not <arch>-<precision>[-<recipe>] with arch in {sorted(ARCHES)}, "
+            f"precision in {PRECISION_TOKENS}, recipe in {RECIPE_TOKENS} (e.g. enres20-tnn-tradeoff)"
+        )
+    arch, args = ARCHES[parts[0]]
+    args = dict(args)
+    if parts[1] != "fp":
+        args["precision"] = parts[1]
+    loss = parts[2] if len(parts) == 3 else "adversarial"
+    return ZooName(name, parts[0], arch, args, parts[1], loss)

@@ -1,0 +1,61 @@
+"""Shared fixtures: the data folder, and one small naturally trained model (seconds on 2 cores)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qrobench.data.cifar10 import EvalData, load_cifar10_test
+from qrobench.models import create_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path | None:
+    for cand in (os.environ.get("QROBENCH_DATA"), REPO.parent / "shared" / "data"):
+        if cand and (Path(cand) / "cifar10" / "cifar10_train.npz").is_file():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = _data_dir()
+    if d is None:
+        pytest.skip("CIFAR-10 not found: set QROBENCH_DATA to ../shared/data")
+    return d
+
+
+@pytest.fixture(scope="session")
+def test_points() -> EvalData:
+    """The first 200 test images (bundled subset works without any data folder)."""
+    return load_cifar10_test(200, _data_dir(), allow_download=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(data_dir) -> torch.nn.Module:
+    """A PreAct ResNet-8 trained naturally on 6,000 CIFAR-10 images: about 45 % clean accuracy,
+    enough for attacks to have something to break."""
+    from qrobench.data.cifar10 import load_cifar10_train
+    from qrobench.train.augment import crop_flip
+
+    torch.manual_seed(0)
+    train = load_cifar10_train(data_dir)
+    x, y = train.x[:6000], train.y[:6000]
+    model = create_model("preact_resnet", depth=8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(3):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), 100):
+            idx = perm[i:i + 100]
+            loss = F.cross_entropy(model(crop_flip(x[idx], g)), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()

@@ -1,0 +1,147 @@
+"""The command line: the main job end to end, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from qrobench.cli import main
+from qrobench.models import create_model
+from qrobench.train.export import export_to_zoo
+from qrobench.zoo import file_sha256
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory, tiny_trained):
+    d = tmp_path_factory.mktemp("zoo")
+    export_to_zoo(tiny_trained, "res8-fp", "preact_resnet", {"depth": 8}, "fp", "natural, 3 epochs",
+                  {"command": "tests/conftest.py::tiny_trained"}, d)
+    torch.manual_seed(0)
+    en = create_model("preact_resnet", depth=8, ensemble=2, noise_coef=0.1, precision="tnn")
+    export_to_zoo(en, "en8-tnn", "preact_resnet",
+                  {"depth": 8, "ensemble": 2, "noise_coef": 0.1, "precision": "tnn"}, "tnn", "untrained", {}, d)
+    return d
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_run_writes_a_complete_result(zoo, data_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code, stdout, _ = _run(capsys, "run", "--model", "res8-fp", "--attacks", "fgsm,pgd20", "--n", "40",
+                           "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--eps", "2/255",
+                           "--output", str(out), "--quiet")
+    assert code == 0
+    r = json.loads(out.read_text())
+    assert r["model"] == "res8-fp" and r["n"] == 40 and r["eps"] == pytest.approx(2 / 255)
+    assert r["card_sha256"] == file_sha256(zoo / "res8-fp.safetensors")
+    assert set(r["robust_acc"]) == {"fgsm", "pgd20"} and r["data_source"].startswith("npz:")
+    assert "worst case" in stdout and "pgd20" in stdout
+    assert r["command"].startswith("qrobench run --model res8-fp")
+
+
+def test_stochastic_model_gets_repeats_by_default(zoo, data_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code, stdout, _ = _run(capsys, "run", "--model", "en8-tnn", "--attacks", "fgsm", "--n", "20",
+                           "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--output", str(out), "--quiet")
+    assert code == 0
+    r = json.loads(out.read_text())
+    assert r["repeats"] == 3 and r["stochastic"] and "±" in stdout
+    assert r["precision"] == "tnn" and 0.3 < r["sparsity"] < 0.6
+
+
+def test_list_shows_the_zoo(zoo, capsys):
+    code, stdout, _ = _run(capsys, "list", "--zoo-dir", str(zoo))
+    assert code == 0 and "res8-fp" in stdout and "en8-tnn" in stdout
+
+
+def test_default_output_goes_under_results_runs(zoo, data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = _run(capsys, "run", "--model", "res8-fp", "--attacks", "fgsm", "--n", "10",
+                      "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--quiet")
+    assert code == 0
+    files = list((tmp_path / "results" / "runs").glob("res8-fp__*.json"))
+    assert len(files) == 1
+
+
+BAD_INPUTS = [
+    (["--model", "nope"], "unknown model 'nope'; valid models: en8-tnn, res8-fp"),
+    (["--model", "res8-fp", "--attacks", "pgd7"], "unknown attack 'pgd7'; valid attacks:"),
+    (["--model", "res8-fp", "--n", "0"], "--n must be a positive"),
+    (["--model", "res8-fp", "--n", "20000"], "exceeds the 10000 test points"),
+    (["--model", "res8-fp", "--data-dir", "/nonexistent/data"], "does not exist"),
+    (["--model", "res8-fp", "--eps", "8/0"], "--eps must be"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(zoo, data_dir, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results" / "runs"
+    results.mkdir(parents=True)
+    keep = results / "old.json"
+    keep.write_text('{"kept": true}')
+    argv = ["run", *args, "--zoo-dir", str(zoo), "--quiet"]
+    if "--data-dir" not in args:
+        argv += ["--data-dir", str(data_dir)]
+    with pytest.raises(SystemExit) if "8/0" in args else _nullctx() as exc:
+        code, _, err = _run(capsys, *argv)
+    if exc is not None:
+        code, err = exc.value.code, capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in results.iterdir()) == ["old.json"]
+    assert keep.read_text() == '{"kept": true}'
+
+
+class _nullctx:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+def _tampered_zoo(zoo, tmp_path, how):
+    d = tmp_path / "zoo"
+    d.mkdir()
+    for f in zoo.iterdir():
+        (d / f.name).write_bytes(f.read_bytes())
+    card = json.loads((d / "res8-fp.json").read_text())
+    if how == "hash":
+        with open(d / "res8-fp.safetensors", "ab") as f:
+            f.write(b"\0")
+    elif how == "fields":
+        del card["sha256"]
+    elif how == "pickle":
+        torch.save({"w": torch.zeros(2)}, d / "res8-fp.pt")
+        card["file"] = "res8-fp.pt"
+        card["sha256"] = file_sha256(d / "res8-fp.pt")
+    (d / "res8-fp.json").write_text(json.dumps(card))
+    return d
+
+
+@pytest.mark.parametrize("how,message", [("hash", "sha256"), ("fields", "missing field(s) sha256"),
+                                         ("pickle", "pickle")])
+def test_bad_zoo_entries_are_refused_in_one_line(zoo, data_dir, tmp_path, how, message):
+    d = _tampered_zoo(zoo, tmp_path, how)
+    env = {**os.environ, "QROBENCH_DATA": str(data_dir)}
+    p = subprocess.run([sys.executable, "-m", "qrobench.cli", "run", "--model", "res8-fp", "--n", "5",
+                        "--zoo-dir", str(d), "--attacks", "fgsm", "--quiet"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert p.returncode == 2
+    assert message in p.stderr and "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0
+    assert not (Path(tmp_path) / "results").exists()
+
+
+def test_attacks_command_lists_settings(capsys):
+    code, stdout, _ = _run(capsys, "attacks")
+    assert code == 0 and "pgd20" in stdout and "2/255" in stdout and "square" in stdout
