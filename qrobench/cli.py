@@ -7,6 +7,7 @@ written until the evaluation has finished.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from fractions import Fraction
@@ -29,6 +30,14 @@ def parse_eps(text: str) -> float:
     return v
 
 
+def parse_eps_list(text: str) -> list[float]:
+    """One ε or a comma-separated list (``2/255,4/255,8/255``) for an ε curve."""
+    values = [parse_eps(t) for t in text.split(",") if t.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("--eps needs a value such as 8/255")
+    return values
+
+
 def _attack_list(text: str) -> list[str]:
     names = [a.strip() for a in text.split(",") if a.strip()]
     if not names:
@@ -46,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--attacks", type=_attack_list, default=["pgd20"],
                    help="comma-separated attack names (see 'qrobench attacks'); default pgd20")
     r.add_argument("--n", type=int, default=1000, help="first N test points (default 1000)")
-    r.add_argument("--eps", type=parse_eps, default=8 / 255, help="L∞ budget, e.g. 8/255 (default)")
+    r.add_argument("--eps", type=parse_eps_list, default=[8 / 255],
+                   help="L∞ budget, e.g. 8/255 (default); a list 2/255,4/255,8/255 runs once per ε "
+                        "and writes one result file per ε (an ε curve)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--repeats", type=int, default=None,
                    help="seeds to average for stochastic models (default 3; 1 for deterministic)")
@@ -69,11 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     at.set_defaults(func=cmd_attacks)
 
     try:
-        from .train.cli import add_train_parser
+        from .train.cli import add_quantize_parser, add_train_parser
     except ImportError:  # pragma: no cover - training is optional at import time
         pass
     else:
         add_train_parser(sub)
+        add_quantize_parser(sub)
+    from .check import add_check_parser
+    from .reports.cli import add_leaderboard_parser
+    from .submit.cli import add_submit_parser
+
+    add_leaderboard_parser(sub)
+    add_submit_parser(sub)
+    add_check_parser(sub)
     return p
 
 
@@ -83,10 +102,14 @@ def cmd_run(args) -> int:
     from .reports.console import format_result_table
     from .zoo.store import Zoo
 
-    cfg = EvalConfig(attacks=args.attacks, n=args.n, eps=args.eps, seed=args.seed,
+    eps_list = args.eps if isinstance(args.eps, list) else [args.eps]
+    if len(set(eps_list)) != len(eps_list):
+        raise QrobenchError("--eps lists a value twice")
+    cfg = EvalConfig(attacks=args.attacks, n=args.n, eps=eps_list[0], seed=args.seed,
                      batch_size=args.batch_size, device=args.device, repeats=args.repeats,
                      data_dir=args.data_dir, progress=not args.quiet)
-    cfg.validate()
+    for e in eps_list:
+        dataclasses.replace(cfg, eps=e).validate()
     if args.surrogate:
         cfg.attack_options.setdefault("transfer", {})["surrogate"] = args.surrogate
     if args.eot_iter is not None:
@@ -98,18 +121,32 @@ def cmd_run(args) -> int:
         raise QrobenchError(f"--output {out} is a folder; give a file path such as {out}/result.json")
 
     from .data.cifar10 import load_cifar10_test
+    from .zoo.factory import load_entry
 
     zoo = Zoo(args.zoo_dir)
-    model, card = zoo.load(args.model)
+    model, card = load_entry(zoo, args.model)  # registered architecture, or a submitted factory
     data = load_cifar10_test(args.n, args.data_dir)
     print(f"qrobench {__version__}: {card.name} on {len(data)} CIFAR-10 test points from {data.source}",
           file=sys.stderr)
-    result = evaluate(model, config=cfg, data=data, card=card, zoo=zoo)
-    result["command"] = "qrobench " + " ".join(shlex.quote(a) for a in args.argv)
-    path = write_result(result, out or default_output_path(card.name, args.results_dir))
-    print(format_result_table(result))
-    print(f"result written to {path}")
+    results = [evaluate(model, config=dataclasses.replace(cfg, eps=e), data=data, card=card, zoo=zoo)
+               for e in eps_list]  # every evaluation finishes before anything is written
+    for result in results:
+        result["command"] = "qrobench " + " ".join(shlex.quote(a) for a in args.argv)
+        if len(eps_list) == 1:
+            path = out or default_output_path(card.name, args.results_dir)
+        else:  # an ε curve: one file per ε, named <stem>__eps<k>-255
+            tag = _eps_tag(result["eps"])
+            path = out.with_name(f"{out.stem}__eps{tag}{out.suffix}") if out else \
+                default_output_path(f"{card.name}__eps{tag}", args.results_dir)
+        path = write_result(result, path)
+        print(format_result_table(result))
+        print(f"result written to {path}")
     return 0
+
+
+def _eps_tag(eps: float) -> str:
+    k = eps * 255
+    return f"{round(k):d}-255" if abs(k - round(k)) < 1e-6 else f"{eps:.5f}"
 
 
 def cmd_list(args) -> int:

@@ -7,8 +7,7 @@ import torch.nn as nn
 from .base import Attack, register_attack
 from .pgd import PGD
 
-DEFAULT_SURROGATE = "res20-fp"
-FALLBACK_SURROGATE = "enres20-fp"
+SURROGATE_PREFERENCE = ("res20-fp", "enres20-fp")
 
 
 @register_attack("transfer")
@@ -18,13 +17,19 @@ class Transfer(Attack):
     def __init__(self, model, surrogate: nn.Module | str | None = None, zoo=None,
                  target_name: str | None = None, **kwargs):
         super().__init__(model, **kwargs)
-        if surrogate is None:
-            surrogate = DEFAULT_SURROGATE if target_name != DEFAULT_SURROGATE else FALLBACK_SURROGATE
-        if isinstance(surrogate, str):
-            if zoo is None:
-                from ..zoo.store import Zoo
+        if zoo is None and not isinstance(surrogate, nn.Module):
+            from ..zoo.store import Zoo
 
-                zoo = Zoo()
+            zoo = Zoo()
+        if surrogate is None:
+            choices = [s for s in SURROGATE_PREFERENCE if s != target_name and s in zoo.names()]
+            if not choices:
+                from ..errors import QrobenchError
+
+                raise QrobenchError("the transfer attack needs a surrogate model: none of "
+                                    f"{', '.join(SURROGATE_PREFERENCE)} is in the zoo; pass --surrogate NAME")
+            surrogate = choices[0]
+        if isinstance(surrogate, str):
             self.surrogate_name = surrogate
             surrogate, _ = zoo.load(surrogate)
         else:

@@ -22,7 +22,7 @@ from ..attacks.base import DEFAULT_EPS, check_attack_names, create_attack
 from ..data.cifar10 import EvalData, load_cifar10_test
 from ..errors import QrobenchError
 from ..models.noise import is_stochastic, noise_seed
-from ..quant.metrics import quant_stats
+from ..quant.measure import measure_weights
 from .results import RESULT_SCHEMA
 
 
@@ -38,6 +38,7 @@ class EvalConfig:
     data_dir: str | None = None
     progress: bool = True
     attack_options: dict = field(default_factory=dict)  # per-attack extra kwargs
+    stochastic: bool | None = None  # None: detect Feynman-Kac noise; True for other random models
 
     def validate(self) -> None:
         check_attack_names(self.attacks)
@@ -160,7 +161,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
 
     model = model.to(device).eval()
     model.requires_grad_(False)
-    stochastic = is_stochastic(model)
+    stochastic = is_stochastic(model) if cfg.stochastic is None else bool(cfg.stochastic)
     repeats = cfg.repeats if cfg.repeats is not None else (3 if stochastic else 1)
     name = getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
 
@@ -188,7 +189,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         robust[a], robust_std[a] = _mean_std([r["robust_acc"][a] for r in runs])
     if clean < 0.2:
         flags.add("low-clean-accuracy")
-    stats = quant_stats(model)
+    stats = measure_weights(model)  # = quant_stats for qrobench models; every Conv2d for others
     arch_cfg = getattr(model, "arch_config", None)
     result = {
         "schema": RESULT_SCHEMA,
@@ -196,7 +197,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         "card_sha256": getattr(card, "sha256", None),
         "architecture": getattr(card, "architecture", getattr(model, "arch_name", type(model).__name__)),
         "ensemble": getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
-        "precision": getattr(card, "precision", getattr(arch_cfg, "precision", "fp")),
+        "precision": getattr(card, "precision", getattr(arch_cfg, "precision", stats.precision)),
         "recipe": getattr(card, "recipe", None),
         "dataset": "cifar10",
         "split": "test",
@@ -216,6 +217,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         "size_bytes": stats.size_bytes,
         "fp32_bytes": stats.fp32_bytes,
         "compression": stats.compression,
+        "bits": stats.bits,  # mean bits per quantizable conv weight (mixed: weighted by layer size)
         "n_params": stats.n_params,
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
@@ -232,5 +234,6 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         "flags": sorted(flags),
         "per_seed": [{k: v for k, v in r.items() if k != "robust_mask"} for r in runs],
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": None,  # the CLI fills in the command line that produced the file
     }
     return result

@@ -117,3 +117,49 @@ def cmd_train(args) -> int:
                          training, zoo_dir)
     print(f"exported {card.name} to {card.checkpoint_path()} (sha256 {card.sha256[:12]}…)")
     return 0
+
+
+def add_quantize_parser(sub) -> None:
+    q = sub.add_parser("quantize", help="post-training Lipschitz-guided mixed precision (qrobench-LGMP)")
+    q.add_argument("name", help="zoo name for the result, e.g. res20-mixed")
+    q.add_argument("--from", dest="source", required=True, help="float zoo model to quantize, e.g. res20-fp")
+    q.add_argument("--avg-bits", type=float, default=4.0, help="parameter-weighted average bits (default 4)")
+    q.add_argument("--zoo-dir", default=None)
+    q.set_defaults(func=cmd_quantize)
+
+
+def cmd_quantize(args) -> int:
+    import json
+
+    from ..models.registry import create_model
+    from ..quant.lipschitz import CANDIDATE_BITS, plan_mixed_precision
+    from ..zoo.store import Zoo, default_zoo_dir
+    from .export import export_to_zoo
+    from .naming import parse_zoo_name
+
+    zn = parse_zoo_name(args.name)
+    if zn.precision != "mixed":
+        raise QrobenchError(f"{args.name}: quantize writes mixed-precision models; name it <arch>-mixed")
+    if not min(CANDIDATE_BITS) <= args.avg_bits <= max(CANDIDATE_BITS):
+        raise QrobenchError(f"--avg-bits must lie in [{min(CANDIDATE_BITS)}, {max(CANDIDATE_BITS)}]")
+    zoo_dir = Path(args.zoo_dir) if args.zoo_dir else default_zoo_dir()
+    src, src_card = Zoo(zoo_dir).load(args.source)
+    if src_card.precision != "fp":
+        raise QrobenchError(f"--from {args.source} is {src_card.precision}; LGMP starts from a float model")
+    plan = plan_mixed_precision(src, args.avg_bits)
+    arch_args = {**src_card.arch_args, "precision": "mixed", "layer_bits": plan["layer_bits"]}
+    model = create_model(src_card.architecture, **arch_args)
+    model.load_state_dict(src.state_dict())
+    training = {
+        "command": f"qrobench quantize {args.name} --from {args.source} --avg-bits {args.avg_bits:g}",
+        "init_from": args.source,
+        "method": plan["method"],
+        "plan": plan,
+        "train_time_s": 0.0,
+    }
+    summary = (f"{plan['method']}: post-training, average {plan['avg_bits']:.2f} bits "
+               f"(budget {args.avg_bits:g}) applied to {args.source} ({src_card.recipe})")
+    card = export_to_zoo(model, args.name, src_card.architecture, arch_args, "mixed", summary, training, zoo_dir)
+    print(json.dumps(plan["layer_bits"]))
+    print(f"exported {card.name} (average {plan['avg_bits']:.2f} bits) to {card.checkpoint_path()}")
+    return 0

@@ -1,0 +1,192 @@
+"""Leaderboard plots (matplotlib, PNG and SVG), drawn without pyplot on the Agg canvas.
+
+Using ``Figure`` + ``FigureCanvasAgg`` directly needs no display and leaves matplotlib's
+global state alone, so plotting works on a headless CI runner and inside test suites.
+Only measured rows are plotted: reported numbers come from a different protocol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+PRECISION_ORDER = ("fp", "mixed", "4bit", "tnn", "bnn")
+LOSS_ORDER = ("adversarial", "tradeoff", "natural", "other")
+LOSS_MARKERS = {"adversarial": "o", "tradeoff": "s", "natural": "^", "other": "D"}
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+PLOTS = ("robust_vs_bits", "robust_vs_size", "sparsity_by_precision", "robust_vs_eps")
+
+
+def _ordered(values, order) -> list:
+    values = [v for v in dict.fromkeys(values) if isinstance(v, str)]
+    return [v for v in order if v in values] + sorted(v for v in values if v not in order)
+
+
+def _color(i: int) -> str:
+    return _COLORS[i % len(_COLORS)]
+
+
+def _figure(width=7.0, height=4.6) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _empty(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no measured {what} yet", ha="center", va="center", transform=ax.transAxes,
+            color="#666666")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _measured(df: pd.DataFrame, *cols) -> pd.DataFrame:
+    out = df[df["status"] == "measured"]
+    for c in cols:
+        out = out[pd.to_numeric(out[c], errors="coerce").notna()]
+    return out
+
+
+def robust_vs_bits(df: pd.DataFrame) -> Figure:
+    fig = _figure()
+    ax = fig.add_subplot()
+    d = _measured(df, "bits", "worst_case_pct")
+    if d.empty:
+        _empty(ax, "results")
+    else:
+        groups = d.groupby(["architecture", "ensemble", "loss"], sort=True)
+        for i, ((arch, ens, loss), g) in enumerate(groups):
+            g = g.sort_values("bits")
+            label = f"{arch}" + (f" ×{ens}" if int(ens) > 1 else "") + f" ({loss})"
+            ax.plot(g["bits"], g["worst_case_pct"], marker=LOSS_MARKERS.get(loss, "o"), color=_color(i),
+                    label=label)
+            for _, r in g.iterrows():
+                ax.annotate(r["precision"], (r["bits"], r["worst_case_pct"]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=8)
+        ax.set_xscale("log", base=2)
+        ticks = sorted({1, 2, 4, 8, 32} | {float(b) for b in d["bits"]})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.set_xlabel("bits per quantized weight (log scale)")
+        ax.set_ylabel("worst-case robust accuracy (%)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    ax.set_title("Robust accuracy vs bit-width, per architecture")
+    return fig
+
+
+def robust_vs_size(df: pd.DataFrame) -> Figure:
+    fig = _figure()
+    ax = fig.add_subplot()
+    d = _measured(df, "size_kb", "worst_case_pct")
+    if d.empty:
+        _empty(ax, "results")
+    else:
+        precisions = _ordered(d["precision"], PRECISION_ORDER)
+        for i, p in enumerate(precisions):
+            for loss in _ordered(d["loss"], LOSS_ORDER):
+                g = d[(d["precision"] == p) & (d["loss"] == loss)]
+                if not g.empty:
+                    ax.scatter(g["size_kb"], g["worst_case_pct"], color=_color(i),
+                               marker=LOSS_MARKERS.get(loss, "o"), s=40, label=f"{p}, {loss}")
+        for _, r in d.iterrows():
+            ax.annotate(r["model"], (r["size_kb"], r["worst_case_pct"]), textcoords="offset points",
+                        xytext=(4, 3), fontsize=7)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(int(v))[0] in "25" else ""))
+        ax.set_xlabel("deployed size (KB, log scale)")
+        ax.set_ylabel("worst-case robust accuracy (%)")
+        ax.set_ylim(bottom=0)
+        ax.margins(x=0.2)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    ax.set_title("Robust accuracy vs deployed size")
+    return fig
+
+
+def sparsity_by_precision(df: pd.DataFrame) -> Figure:
+    fig = _figure(9.0, 4.2)
+    axes = fig.subplots(1, 2, sharey=True)
+    d = _measured(df, "sparsity_pct", "channel_sparsity_pct")
+    for ax, col, title in zip(axes, ("sparsity_pct", "channel_sparsity_pct"),
+                              ("Sparsity", "Channel sparsity"), strict=True):
+        ax.set_title(f"{title} by precision and loss")
+        if d.empty:
+            _empty(ax, "results")
+            continue
+        precisions = _ordered(d["precision"], PRECISION_ORDER)
+        losses = _ordered(d["loss"], LOSS_ORDER)
+        width = 0.8 / len(losses)
+        for j, loss in enumerate(losses):
+            xs, hs = [], []
+            for i, p in enumerate(precisions):
+                g = d[(d["precision"] == p) & (d["loss"] == loss)][col].astype(float)
+                if not g.empty:
+                    x = i - 0.4 + width * (j + 0.5)
+                    xs.append(x)
+                    hs.append(g.mean())
+                    ax.scatter([x] * len(g), g, color="black", s=8, zorder=3)
+            ax.bar(xs, hs, width=width * 0.95, color=_color(j), label=loss)
+        ax.set_xticks(range(len(precisions)))
+        ax.set_xticklabels(precisions)
+        ax.set_xlabel("precision")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("% of quantized weights / input-channel slices")
+    if not d.empty:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=4, fontsize=8,
+                   title="training loss (bar: mean over models, dot: one model)", title_fontsize=8)
+    return fig
+
+
+def robust_vs_eps(curves: pd.DataFrame) -> Figure:
+    fig = _figure()
+    ax = fig.add_subplot()
+    if curves.empty:
+        _empty(ax, "ε curves (run 'qrobench run --eps 2/255,4/255,8/255,16/255')")
+    else:
+        for i, (model, g) in enumerate(curves.groupby("model", sort=True)):
+            g = g.sort_values("eps")
+            xs = [0.0, *g["eps_255"]]
+            ys = [float(g["clean_pct"].iloc[0]), *g["worst_case_pct"]]
+            ax.plot(xs, ys, marker="o", color=_color(i), label=model)
+        ticks = sorted({0.0, *(float(e) for e in curves["eps_255"])})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.set_xlabel("ε (× 1/255, L∞); ε = 0 is clean accuracy")
+        ax.set_ylabel("worst-case robust accuracy (%)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    ax.set_title("Robust accuracy vs ε")
+    return fig
+
+
+def _save(fig: Figure, path: Path, fmt: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    meta = {"Date": None} if fmt == "svg" else {"Software": None}
+    fig.savefig(tmp, format=fmt, dpi=110, metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def write_plots(table: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path,
+                models: pd.DataFrame | None = None) -> dict[str, list[Path]]:
+    """Draw every plot as PNG and SVG into ``out_dir``; returns {plot name: [png, svg]}.
+
+    ``table``: the leaderboard rows at its ε; ``curves``: :func:`leaderboard.eps_curves`;
+    ``models``: one row per model at any ε, for the sparsity plot (default ``table``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = {"robust_vs_bits": robust_vs_bits(table), "robust_vs_size": robust_vs_size(table),
+            "sparsity_by_precision": sparsity_by_precision(table if models is None else models),
+            "robust_vs_eps": robust_vs_eps(curves)}
+    written = {}
+    for name, fig in figs.items():
+        written[name] = [_save(fig, out / f"{name}.{fmt}", fmt) for fmt in ("png", "svg")]
+    return written

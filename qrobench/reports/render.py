@@ -1,0 +1,145 @@
+"""Leaderboard renderers: Markdown (for the repository), CSV and JSON (for tools).
+
+Outputs carry no timestamp, so regenerating the leaderboard from unchanged result files
+gives byte-identical files and a pull request shows only real changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import pandas as pd
+from tabulate import tabulate
+
+from .._version import __version__
+from .summary import RunsSummary
+
+RECIPE_WIDTH = 60
+NOTE_REPORTED = ("Rows marked “reported” are published numbers typed from the paper named in the "
+                 "source column, under that paper's protocol (I-FGSM-20 and the papers' weak C&W); "
+                 "qrobench did not measure them, they have no worst case, and they are not ranked.")
+
+
+def eps_text(eps: float) -> str:
+    f = Fraction(float(eps)).limit_denominator(1000)
+    return f"{f.numerator}/{f.denominator}" if abs(float(f) - eps) < 1e-9 else f"{eps:.5f}"
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+def _pct(v, std, repeats) -> str:
+    if _missing(v):
+        return "—"
+    s = f"{v:.2f}"
+    if not _missing(std) and repeats and repeats > 1:
+        s += f" ± {std:.2f}"
+    return s
+
+
+def _short(text: str, width: int = RECIPE_WIDTH) -> str:
+    text = str(text or "")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def display_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(key, header) pairs of the human-facing table."""
+    attacks = df.attrs.get("attacks", [])
+    return [("rank", "rank"), ("model", "model"), ("source", "source"), ("architecture", "architecture"),
+            ("ensemble", "ensemble"), ("precision", "precision"), ("bits", "bits"), ("recipe", "recipe"),
+            ("clean", "clean %"), *[(a, f"{a} %") for a in attacks], ("worst_case", "worst case %"),
+            ("sparsity", "sparsity %"), ("channel_sparsity", "channel sparsity %"), ("size_kb", "size KB"),
+            ("compression", "compression ×"), ("n", "n"), ("flags", "flags"), ("version", "qrobench")]
+
+
+def display_cell(row: pd.Series, key: str, width: int | None = RECIPE_WIDTH) -> str:
+    """The text of one cell as the Markdown and HTML tables show it."""
+    rep = row.get("repeats", 1)
+    if key in ("clean", "worst_case") or f"{key}_std_pct" in row.index:
+        return _pct(row.get(f"{key}_pct"), row.get(f"{key}_std_pct"), rep)
+    v = row.get(key)
+    if key in ("sparsity", "channel_sparsity"):
+        return _pct(row.get(f"{key}_pct"), None, 1)
+    if _missing(v):
+        return "—"
+    if key == "bits":
+        return f"{v:g}" if float(v).is_integer() else f"{v:.2f}"
+    if key == "size_kb":
+        return f"{v:.1f}"
+    if key == "compression":
+        return f"{v:.1f}×"
+    if key in ("rank", "n", "ensemble"):
+        return str(int(v))
+    if key == "model" and row.get("status") == "reported":
+        return f"{v} (reported)"
+    if key == "recipe" and width:
+        return _short(v, width)
+    return str(v)
+
+
+def protocol_line(df: pd.DataFrame, eps: float, sort: str) -> str:
+    by = "worst-case robust accuracy" if sort.split(":")[0] == "worst_case" else f"'{sort}'"
+    return (f"CIFAR-10, L∞ ε = {eps_text(eps)}, the first n test points, model in eval mode; "
+            f"sorted by {by}. Accuracies in %; randomised models show mean ± std over seeds. "
+            "Worst case: a point counts as robust only if it survives every attack in its battery.")
+
+
+def to_markdown(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str,
+                plots: dict | None = None, n_files: int = 0) -> str:
+    cols = display_columns(df)
+    rows = [[display_cell(r, k) for k, _ in cols] for _, r in df.iterrows()]
+    table = tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True) \
+        if rows else "_No results at this ε yet: run `qrobench run` or `qrobench submit` first._"
+    out = ["# qrobench leaderboard", "", protocol_line(df, eps, sort), "", table, ""]
+    if (df["status"] == "reported").any():
+        out += [NOTE_REPORTED, ""]
+    if "stale" in df and df["stale"].any():
+        out += ["Rows flagged *stale* were measured on a checkpoint the zoo no longer holds.", ""]
+    out += [f"Built by qrobench {__version__} from {n_files} result file(s); CSV, JSON and a sortable "
+            "HTML page sit beside this file.", ""]
+    if summary is not None:
+        out += ["## Runs summary", "", *summary.lines(), ""]
+    if plots:
+        out += ["## Plots", ""]
+        out += [f"![{name}](plots/{name}.png)" for name in plots]
+        out.append("")
+    return "\n".join(out)
+
+
+def to_csv(df: pd.DataFrame) -> str:
+    return df.drop(columns=["stale"]).to_csv(index=False, float_format="%.4f", lineterminator="\n")
+
+
+def _jsonable(v):
+    if _missing(v):
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float):
+        return round(v, 4)
+    return v
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [{k: _jsonable(v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
+
+
+def to_json(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str, filters,
+            curves: pd.DataFrame | None = None) -> str:
+    rows = _records(df)
+    doc = {
+        "schema": "qrobench-leaderboard-v1",
+        "qrobench_version": __version__,
+        "eps": eps,
+        "sort": sort,
+        "filters": list(filters or []),
+        "attacks": list(df.attrs.get("attacks", [])),
+        "units": "accuracies and sparsities in percent (*_pct); size in KB",
+        "rows": rows,
+        "eps_curves": _records(curves) if curves is not None else [],
+        "summary": summary.as_dict() if summary is not None else None,
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,194 @@
+"""The submission pipeline: check, store, reload, probe, evaluate, then write the entry.
+
+Order matters: the checkpoint is stored first (under a staging name) and the model that is
+evaluated is the one reloaded from that file, so the leaderboard entry describes exactly
+the bytes a pull request adds. Nothing reaches its final name until the evaluation has
+finished; a failure leaves the output folder as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..attacks.base import check_attack_names
+from ..data.cifar10 import EvalData, load_cifar10_test
+from ..engine.evaluate import EvalConfig, evaluate, resolve_device
+from ..engine.results import write_result
+from ..errors import ModelCardError, QrobenchError
+from ..models.noise import noise_seed
+from ..protocol import (
+    CLEAN_ACC_FLOOR,
+    LEADERBOARD_EPS,
+    LEADERBOARD_N,
+    LEADERBOARD_SEED,
+    STOCHASTIC_REPEATS,
+    battery_for,
+)
+from ..quant.measure import measure_weights
+from ..zoo.card import ModelCard
+from ..zoo.checkpoint import file_sha256, load_deployed, save_deployed
+from .card import read_submission_card
+from .model import build, check_outputs, load_weights, random_at_test_time
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+PROBE_POINTS = 64
+PRECISION_TOKENS = ("fp", "4bit", "tnn", "bnn", "mixed")
+
+
+@dataclass
+class Submission:
+    card_path: Path
+    checkpoint_path: Path
+    result_path: Path
+    result: dict
+
+
+def entry_paths(output_dir: str | Path, name: str) -> tuple[Path, Path, Path]:
+    """Where a pull request to the leaderboard puts the entry (the repository's own layout)."""
+    out = Path(output_dir)
+    zoo = out / "model_zoo"
+    return zoo / f"{name}.json", zoo / f"{name}.safetensors", out / "results" / "zoo" / f"{name}.json"
+
+
+@torch.no_grad()
+def _clean_accuracy(model, data: EvalData, batch_size: int, seed: int, device) -> float:
+    correct = 0
+    for b, i in enumerate(range(0, len(data), batch_size)):
+        with noise_seed(model, seed * 100_003 + b, device):
+            pred = model(data.x[i:i + batch_size].to(device)).argmax(1).cpu()
+        correct += int((pred == data.y[i:i + batch_size]).sum())
+    return correct / len(data)
+
+
+def _check_declared(stated: dict, measured: dict) -> None:
+    for field, value in measured.items():
+        if field in stated and stated[field] != value:
+            raise ModelCardError(f"the card says {field} = {stated[field]!r} but the submission measures "
+                                 f"{value!r}; fix the card (measured values always win)")
+
+
+def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factory: str | None = None,
+           arch_args: dict | None = None, card: str | Path | None = None, n: int = LEADERBOARD_N,
+           attacks=None, output_dir: str | Path = ".", min_clean_acc: float = CLEAN_ACC_FLOOR,
+           seed: int = LEADERBOARD_SEED, data_dir=None, data: EvalData | None = None,
+           device: str = "cpu", batch_size: int = 250, overwrite: bool = False,
+           progress: bool = True, command: str | None = None) -> Submission:
+    """Evaluate a submitted checkpoint under the leaderboard's protocol and write its entry."""
+    if not _NAME.match(name or ""):
+        raise QrobenchError(f"--name {name!r} must be 1-80 letters, digits, '.', '_' or '-', starting "
+                            "with a letter or digit (it becomes a file name)")
+    if not 0 <= min_clean_acc < 1:
+        raise QrobenchError(f"--min-clean-acc is a fraction in [0, 1), got {min_clean_acc}")
+    if arch_args is not None and not isinstance(arch_args, dict):
+        raise QrobenchError("--arch-args must be a JSON object of keyword arguments")
+    if n <= 0:
+        raise QrobenchError(f"--n must be a positive number of test points, got {n}")
+    check_attack_names(battery_for(False, attacks))
+    dev = resolve_device(device)
+    card_path, ckpt_path, result_path = entry_paths(output_dir, name)
+    existing = [p for p in (card_path, ckpt_path, result_path) if p.exists()]
+    if existing and not overwrite:
+        raise QrobenchError(f"{existing[0]} already exists; choose another --name or pass --overwrite")
+    stated, has_card = read_submission_card(card)
+    if stated.get("name", name) != name:
+        raise ModelCardError(f"the card names the model {stated['name']!r} but --name is {name!r}")
+    original_sha = file_sha256(checkpoint) if Path(checkpoint).is_file() else None
+    if "sha256" in stated and stated["sha256"] != original_sha:
+        raise ModelCardError(f"the card's sha256 {stated['sha256'][:12]}… does not match --checkpoint "
+                             f"({(original_sha or 'missing')[:12]}…); the file is not the one the card describes")
+
+    model, architecture = build(arch, factory, arch_args)
+    loaded_as = load_weights(model, checkpoint)
+    model.eval()
+    if data is None:
+        data = load_cifar10_test(n, data_dir)
+    elif len(data) < n:
+        raise QrobenchError(f"--n {n} exceeds the {len(data)} points given")
+    data = EvalData(data.x[:n], data.y[:n], data.source)
+    probe = data.x[:PROBE_POINTS]
+    check_outputs(model, probe)
+
+    card_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = card_path.with_name(f".{name}.staging.safetensors")
+    try:
+        try:
+            sha = save_deployed(model, staging, metadata={"name": name, "submitted": "qrobench submit"})
+        except RuntimeError as e:  # e.g. tied weights, which safetensors will not store twice
+            first = str(e).strip().splitlines()[0][:200]
+            raise QrobenchError(f"the model's state_dict cannot be stored as safetensors ({first})") from e
+        fresh, _ = build(arch, factory, arch_args)  # evaluate exactly what was stored
+        load_deployed(fresh, staging, expected_sha256=sha)
+        fresh.eval()
+        stochastic = random_at_test_time(fresh, probe)
+        if not stochastic:
+            with torch.no_grad():
+                if not torch.allclose(model(probe), fresh(probe), atol=1e-5, rtol=1e-4):
+                    raise QrobenchError("the stored checkpoint does not reproduce the submitted model "
+                                        "(non-persistent state?); keep all weights in state_dict()")
+        stats = measure_weights(fresh)
+        cfg_arch = getattr(fresh, "arch_config", None)
+        ensemble = int(getattr(cfg_arch, "ensemble", stated.get("ensemble", 1)))
+        noise_coef = float(getattr(cfg_arch, "noise_coef", stated.get("noise_coef", 0.0)))
+        declared = stated.get("precision")
+        if declared is not None and declared not in PRECISION_TOKENS and not re.fullmatch(r"\d+bit", declared):
+            raise ModelCardError(f"card field 'precision' must be one of {', '.join(PRECISION_TOKENS)} or "
+                                 f"<b>bit, got {declared!r}")
+        _check_declared(stated, {"precision": stats.precision, "ensemble": ensemble})
+
+        torch.manual_seed(seed)  # models random through torch's global RNG: repeatable too
+        clean = _clean_accuracy(fresh.to(dev), data, batch_size, seed, dev)
+        if clean < min_clean_acc:
+            raise QrobenchError(
+                f"clean accuracy {100 * clean:.1f} % on the first {len(data)} test points is below the "
+                f"floor of {100 * min_clean_acc:.0f} %: a near-constant model looks robust without being "
+                "robust, so it is not ranked (check the checkpoint and its input range [0, 1])")
+
+        battery = battery_for(stochastic, attacks)
+        cfg = EvalConfig(attacks=battery, n=len(data), eps=LEADERBOARD_EPS, seed=seed, batch_size=batch_size,
+                         device=device, repeats=STOCHASTIC_REPEATS if stochastic else 1,
+                         stochastic=stochastic, progress=progress)
+        card_obj = ModelCard.from_dict({
+            "name": name, "architecture": architecture, "arch_args": dict(arch_args or {}),
+            "ensemble": ensemble, "noise_coef": noise_coef, "precision": stats.precision,
+            "quantizer": stated.get("quantizer", f"measured from the weights: {stats.precision}, "
+                                                 f"{stats.bits:.2f} bits per weight on average"),
+            "recipe": stated["recipe"], "dataset": "cifar10", "sha256": sha, "file": ckpt_path.name,
+            "license": stated["license"], "reference": stated["reference"],
+            "training": stated.get("training", {}),
+            "extra": {**stated["extra"], "submission": {
+                "checkpoint_file": Path(checkpoint).name, "checkpoint_sha256": original_sha,
+                "loaded_as": loaded_as, "random_at_test_time": stochastic,
+                "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}},
+        }, source=f"submission {name}")
+        torch.manual_seed(seed)
+        result = evaluate(fresh, config=cfg, data=data, card=card_obj)
+
+        # quantization statistics come from the weights, whatever the architecture
+        result.update({k: getattr(stats, k) for k in ("sparsity", "channel_sparsity", "size_bytes",
+                                                     "fp32_bytes", "compression", "n_params", "bits",
+                                                     "precision")})
+        result["quant_measurement"] = {"eligible": stats.eligible, "layer_bits": stats.layer_bits,
+                                       "zero_channels": stats.zero_channels,
+                                       "total_channels": stats.total_channels}
+        result["submission"] = {"loaded_as": loaded_as, "random_at_test_time": stochastic,
+                                "clean_acc_floor": min_clean_acc, "battery": battery,
+                                "checkpoint_sha256": original_sha}
+        flags = set(result["flags"]) | {"submitted"} | (set() if has_card else {"no-card"})
+        result["flags"] = sorted(flags)
+        result["command"] = command
+        staging.replace(ckpt_path)
+        card_obj.write(card_path)
+        write_result(result, result_path)
+    finally:
+        staging.unlink(missing_ok=True)
+    return Submission(card_path, ckpt_path, result_path, result)
+
+
+def command_line(argv) -> str:
+    return "qrobench " + " ".join(shlex.quote(a) for a in argv)
