@@ -54,7 +54,7 @@ class APGDCE(_AutoAttackPart):
         atk = APGDAttack(self.model, n_iter=self.n_iter, n_restarts=self.n_restarts, eps=self.eps,
                          norm="Linf", loss="ce", rho=self.rho, eot_iter=self.eot_iter,
                          seed=self._torch_seed(generator), device=x.device, logger=_quiet_logger())
-        return atk.perturb(x, y).detach()
+        return atk.perturb(x.contiguous(), y).detach()
 
 
 @register_attack("apgd-t")
@@ -73,7 +73,7 @@ class APGDT(_AutoAttackPart):
                                   eps=self.eps, norm="Linf", n_target_classes=self.n_target_classes,
                                   seed=self._torch_seed(generator), device=x.device,
                                   logger=_quiet_logger())
-        return atk.perturb(x, y).detach()
+        return atk.perturb(x.contiguous(), y).detach()
 
 
 @register_attack("fab-t")
@@ -91,7 +91,7 @@ class FABT(_AutoAttackPart):
         atk = FABAttack_PT(self.model, norm="Linf", n_restarts=self.n_restarts, n_iter=self.n_iter,
                            eps=self.eps, seed=self._torch_seed(generator), targeted=True,
                            n_target_classes=self.n_target_classes, device=x.device)
-        return atk.perturb(x, y).detach()
+        return atk.perturb(x.contiguous(), y).detach()
 
 
 class _AutoAttackCascade(_AutoAttackPart):
@@ -110,7 +110,7 @@ class _AutoAttackCascade(_AutoAttackPart):
                                         seed=self._torch_seed(generator))
         aa.logger = _quiet_logger()
         aa.verbose = False
-        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
+        x_adv, _ = aa.run_standard_evaluation(x.contiguous(), y, batch_size=len(x))
         return x_adv.detach()
 
 

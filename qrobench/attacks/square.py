@@ -27,4 +27,4 @@ class Square(_AutoAttackPart):
                            p_init=self.p_init, n_restarts=self.n_restarts,
                            seed=self._torch_seed(generator), verbose=False, device=x.device,
                            resc_schedule=False)
-        return atk.perturb(x, y).detach()
+        return atk.perturb(x.contiguous(), y).detach()

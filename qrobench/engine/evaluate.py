@@ -38,6 +38,7 @@ class EvalConfig:
     data_dir: str | None = None
     progress: bool = True
     attack_options: dict = field(default_factory=dict)  # per-attack extra kwargs
+    channels_last: bool = True  # measured: ~2x faster conv fwd+bwd on the CPU (benchmarks/)
     stochastic: bool | None = None  # None: detect Feynman-Kac noise; True for other random models
 
     def validate(self) -> None:
@@ -64,16 +65,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _mf(cfg: EvalConfig) -> torch.memory_format:
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+
 def _batch_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 @torch.inference_mode()
-def _predict(model: nn.Module, x: torch.Tensor, bs: int, device, seed_parts) -> torch.Tensor:
+def _predict(model: nn.Module, x: torch.Tensor, bs: int, device, seed_parts, mf) -> torch.Tensor:
     preds = []
     for b, i in enumerate(range(0, len(x), bs)):
         with noise_seed(model, _batch_seed(*seed_parts, b), device):
-            preds.append(model(x[i:i + bs].to(device)).argmax(1).cpu())
+            preds.append(model(x[i:i + bs].to(device, memory_format=mf)).argmax(1).cpu())
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
@@ -92,7 +97,7 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
     seed = cfg.seed + repeat
     n = len(data)
     t0 = time.perf_counter()
-    clean_pred = _predict(model, data.x, cfg.batch_size, device, (seed, 0, 0))
+    clean_pred = _predict(model, data.x, cfg.batch_size, device, (seed, 0, 0), _mf(cfg))
     correct = clean_pred == data.y
     clean_time = time.perf_counter() - t0
     robust, times, zero_grad = {}, {}, {}
@@ -105,7 +110,7 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
                    disable=not cfg.progress)
         for b, i in enumerate(range(0, len(idx_correct), cfg.batch_size)):
             idx = idx_correct[i:i + cfg.batch_size]
-            xb, yb = data.x[idx].to(device), data.y[idx].to(device)
+            xb, yb = data.x[idx].to(device, memory_format=_mf(cfg)), data.y[idx].to(device)
             gen = torch.Generator(device=device)
             gen.manual_seed(_batch_seed(seed, k, b, 1))
             with noise_seed(model, _batch_seed(seed, k, b, 2), device):
@@ -159,7 +164,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     else:
         data = EvalData(data.x[: cfg.n], data.y[: cfg.n], data.source)
 
-    model = model.to(device).eval()
+    model = model.to(device, memory_format=_mf(cfg)).eval()
     model.requires_grad_(False)
     stochastic = is_stochastic(model) if cfg.stochastic is None else bool(cfg.stochastic)
     repeats = cfg.repeats if cfg.repeats is not None else (3 if stochastic else 1)
@@ -181,6 +186,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     t_start = time.perf_counter()
     runs = [_run_once(model, data, cfg, device, r, built, flags) for r in range(repeats)]
     total = time.perf_counter() - t_start
+    model.to(memory_format=torch.contiguous_format)
 
     clean, clean_std = _mean_std([r["clean_acc"] for r in runs])
     worst, worst_std = _mean_std([r["worst_case_acc"] for r in runs])
@@ -224,6 +230,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
+        "channels_last": cfg.channels_last,
         "versions": _versions(),
         "data_source": data.source,
         "wall_time_s": {a: _mean_std([r["wall_time_s"][a] for r in runs])[0] for a in cfg.attacks},
