@@ -27,7 +27,7 @@ def format_result_table(result: dict, fmt: str = "github") -> str:
             f"{100 * result['channel_sparsity']:.2f} %, size {result['size_bytes'] / 1024:.1f} KB "
             f"({result['compression']:.1f}x smaller than fp32)")
     flags = f"\nflags: {', '.join(result['flags'])}" if result.get("flags") else ""
-    table = tabulate(rows, headers=["attack", "accuracy %", "time s"], tablefmt=fmt)
+    table = tabulate(rows, headers=["attack", "accuracy %", "time s"], tablefmt=fmt, disable_numparse=True)
     return f"{head}\n{table}{flags}"
 
 

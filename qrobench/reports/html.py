@@ -57,7 +57,7 @@ _JS = """
 })();
 """
 
-NUMERIC_KEYS = {"rank", "ensemble", "bits", "size_kb", "compression", "n"}
+NUMERIC_KEYS = {"rank", "ensemble", "bits", "train_h", "size_kb", "compression", "n"}
 HTML_RECIPE_WIDTH = 40  # the full recipe is the cell's tooltip
 
 

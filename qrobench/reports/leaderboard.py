@@ -71,6 +71,12 @@ def attack_columns(names) -> list[str]:
     return [a for a in ATTACK_ORDER if a in names] + sorted(names - set(ATTACK_ORDER))
 
 
+def _train_hours(card) -> float:
+    """Training wall time from the card (the budget behind the numbers), in hours."""
+    t = (getattr(card, "training", None) or {}).get("train_time_s")
+    return float(t) / 3600 if isinstance(t, (int, float)) else math.nan
+
+
 def measured_row(r: ResultFile, cards: dict, root=None) -> dict:
     d = r.data
     card = cards.get(r.model)
@@ -83,6 +89,7 @@ def measured_row(r: ResultFile, cards: dict, root=None) -> dict:
         "model": r.model, "status": "measured", "architecture": d.get("architecture", ""),
         "ensemble": d.get("ensemble", 1), "precision": d.get("precision", ""),
         "bits": _bits(d, card), "recipe": d.get("recipe") or "",
+        "train_h": _train_hours(card),
         "loss": loss_of(r.model, d.get("recipe")),
         "clean_pct": _pct(d["clean_acc"]), "clean_std_pct": _pct(std.get("clean_acc")),
         "worst_case_pct": _pct(d["worst_case_acc"]) if d["robust_acc"] else math.nan,
@@ -117,6 +124,7 @@ def reported_row(rep: dict) -> dict:
         "model": rep["model"], "status": "reported", "architecture": rep["architecture"],
         "ensemble": rep["ensemble"], "precision": rep["precision"],
         "bits": precision_bits(rep["precision"]) or math.nan, "recipe": rep.get("recipe", ""),
+        "train_h": math.nan,
         "loss": rep.get("loss", "adversarial"), "clean_pct": _pct(rep["clean_acc"]),
         "clean_std_pct": math.nan, "worst_case_pct": math.nan, "worst_case_std_pct": math.nan,
         "sparsity_pct": math.nan, "channel_sparsity_pct": _pct(rep.get("channel_sparsity")),
@@ -141,7 +149,7 @@ def build_table(results: list[ResultFile], cards: dict, reported: list[dict] = (
     attacks = attack_columns({k[:-4] for row in rows for k in row
                               if k.endswith("_pct") and not k.endswith("_std_pct")}
                              - {"clean", "worst_case", "sparsity", "channel_sparsity"})
-    cols = ["rank", "model", "status", "architecture", "ensemble", "precision", "bits", "recipe", "loss",
+    cols = ["rank", "model", "status", "architecture", "ensemble", "precision", "bits", "recipe", "train_h", "loss",
             "clean_pct", *[f"{a}_pct" for a in attacks], "worst_case_pct", "sparsity_pct",
             "channel_sparsity_pct", "size_kb", "compression", "n", "eps", "repeats", "flags", "version",
             "source", "stale", "clean_std_pct", *[f"{a}_std_pct" for a in attacks], "worst_case_std_pct",

@@ -50,7 +50,7 @@ def display_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
     attacks = df.attrs.get("attacks", [])
     return [("rank", "rank"), ("model", "model"), ("source", "source"), ("architecture", "architecture"),
             ("ensemble", "ensemble"), ("precision", "precision"), ("bits", "bits"), ("recipe", "recipe"),
-            ("clean", "clean %"), *[(a, f"{a} %") for a in attacks], ("worst_case", "worst case %"),
+            ("train_h", "train h"), ("clean", "clean %"), *[(a, f"{a} %") for a in attacks], ("worst_case", "worst case %"),
             ("sparsity", "sparsity %"), ("channel_sparsity", "channel sparsity %"), ("size_kb", "size KB"),
             ("compression", "compression ×"), ("n", "n"), ("flags", "flags"), ("version", "qrobench")]
 
@@ -69,6 +69,8 @@ def display_cell(row: pd.Series, key: str, width: int | None = RECIPE_WIDTH) -> 
         return f"{v:g}" if float(v).is_integer() else f"{v:.2f}"
     if key == "size_kb":
         return f"{v:.1f}"
+    if key == "train_h":
+        return f"{v:.2f}"
     if key == "compression":
         return f"{v:.1f}×"
     if key in ("rank", "n", "ensemble"):
