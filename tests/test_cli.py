@@ -62,6 +62,22 @@ def test_list_shows_the_zoo(zoo, capsys):
     assert code == 0 and "res8-fp" in stdout and "en8-tnn" in stdout
 
 
+def test_list_recipe_column_is_derived_from_the_card_training_block():
+    from qrobench.reports.console import recipe_summary
+    from qrobench.zoo.card import ModelCard
+
+    base = dict(name="m", architecture="a", arch_args={}, ensemble=2, noise_coef=0.1, precision="tnn",
+                quantizer="q", recipe="a long free-text description " * 5, dataset="cifar10", sha256="0",
+                file="m.safetensors", license="MIT", reference="r")
+    ft = ModelCard(**base, training={"recipe": {"name": "budget-nfgsm-ft", "epochs": 4},
+                                     "loss": "trade-off: 8*CE(adv) + 1*CE(clean)", "init_from": "enres20-fp"})
+    assert recipe_summary(ft) == "budget-nfgsm-ft, 4 ep, trade-off: 8*CE(adv) + 1*CE(clean), from enres20-fp"
+    adv = ModelCard(**base, training={"recipe": {"name": "budget-nfgsm", "epochs": 15}, "loss": "CE(adv)"})
+    assert recipe_summary(adv) == "budget-nfgsm, 15 ep"
+    outside = ModelCard(**base)  # no training block: the card's own text, cut to one column
+    assert len(recipe_summary(outside)) == 60 and recipe_summary(outside).endswith("...")
+
+
 def test_default_output_goes_under_results_runs(zoo, data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, _ = _run(capsys, "run", "--model", "res8-fp", "--attacks", "fgsm", "--n", "10",

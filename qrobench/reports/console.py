@@ -31,11 +31,28 @@ def format_result_table(result: dict, fmt: str = "github") -> str:
     return f"{head}\n{table}{flags}"
 
 
+def recipe_summary(card) -> str:
+    """One line for a listing: recipe name, epochs, loss and starting point (the card keeps the rest)."""
+    t = card.training or {}
+    rec = t.get("recipe")
+    if not isinstance(rec, dict):  # a post-training step or an outside submission
+        cmd = t.get("command", "")
+        if cmd.startswith("qrobench quantize"):
+            return f"post-training mixed precision of {t.get('init_from', '?')}"
+        return card.recipe if len(card.recipe) <= 60 else card.recipe[:57] + "..."
+    parts = [f"{rec.get('name', '?')}, {rec.get('epochs', '?')} ep"]
+    if t.get("loss") and t["loss"] != "CE(adv)":
+        parts.append(t["loss"])
+    if t.get("init_from"):
+        parts.append(f"from {t['init_from']}")
+    return ", ".join(parts)
+
+
 def format_zoo_table(cards, stats: dict | None = None, fmt: str = "github") -> str:
     rows = []
     for c in cards:
         st = (stats or {}).get(c.name)
         rows.append([c.name, c.precision, c.ensemble, c.architecture,
-                     f"{st.size_bytes / 1024:.1f}" if st else "", c.recipe])
+                     f"{st.size_bytes / 1024:.1f}" if st else "", recipe_summary(c)])
     return tabulate(rows, headers=["model", "precision", "ensemble", "architecture", "size KB", "recipe"],
                     tablefmt=fmt)
