@@ -102,3 +102,11 @@ def test_zoo_names_parse():
     assert parse_zoo_name("res20-fp-natural").loss == "natural"
     with pytest.raises(Exception, match="arch"):
         parse_zoo_name("vgg-fp")
+
+
+def test_natural_recipe_selects_on_clean_accuracy_adversarial_ones_on_pgd():
+    from qrobench.train.trainer import selection_score
+
+    # a natural model's PGD-10 accuracy is ~0 at every epoch: selecting on it picks noise
+    assert selection_score(get_recipe("natural"), val_clean=0.80, val_pgd=0.00) == 0.80
+    assert selection_score(get_recipe("budget-nfgsm"), val_clean=0.80, val_pgd=0.40) == 0.40

@@ -62,13 +62,17 @@ def robust_vs_bits(df: pd.DataFrame) -> Figure:
         for i, ((arch, ens, loss), g) in enumerate(groups):
             g = g.sort_values("bits")
             label = f"{arch}" + (f" ×{ens}" if int(ens) > 1 else "") + f" ({loss})"
-            ax.plot(g["bits"], g["worst_case_pct"], marker=LOSS_MARKERS.get(loss, "o"), color=_color(i),
-                    label=label)
+            # the line joins uniform precisions; mixed precision is another method, a lone marker
+            uniform, mixed = g[g["precision"] != "mixed"], g[g["precision"] == "mixed"]
+            ax.plot(uniform["bits"], uniform["worst_case_pct"], marker=LOSS_MARKERS.get(loss, "o"),
+                    color=_color(i), label=label)
+            ax.plot(mixed["bits"], mixed["worst_case_pct"], marker="*", markersize=11, linestyle="none",
+                    color=_color(i))
             for _, r in g.iterrows():
                 ax.annotate(r["precision"], (r["bits"], r["worst_case_pct"]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=8)
+                            xytext=(4, 4 if i % 2 == 0 else -11), fontsize=8)
         ax.set_xscale("log", base=2)
-        ticks = sorted({1, 2, 4, 8, 32} | {float(b) for b in d["bits"]})
+        ticks = [1, 2, 4, 8, 16, 32]  # mixed precision sits between ticks at its average bits
         ax.set_xticks(ticks)
         ax.set_xticklabels([f"{t:g}" for t in ticks])
         ax.set_xlabel("bits per quantized weight (log scale)")

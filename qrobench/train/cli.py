@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
                 ("CE(clean)" if recipe.adversary == "none" else "CE(adv)"),
         "init_from": args.init_from,
         "seed": args.seed,
-        "selection": f"best PGD-10 accuracy on the held-out last {args.val_n} training images (not the test set)",
+        "selection": f"best {'clean' if recipe.adversary == 'none' else 'PGD-10'} accuracy on the held-out "
+                     f"last {args.val_n} training images (not the test set)",
         "train_images": len(data) - args.val_n if args.train_n is None else args.train_n,
         "data_source": data.source,
         "wall_time_s_this_invocation": round(time.time() - t0, 1),
