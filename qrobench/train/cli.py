@@ -41,7 +41,7 @@ def cmd_train(args) -> int:
     from .export import export_to_zoo
     from .naming import parse_zoo_name
     from .recipes import RECIPES, get_recipe
-    from .trainer import TrainConfig, finished, train
+    from .trainer import TrainConfig, finished, selection_metric, train
 
     if args.list:
         print(tabulate([[r.name, r.adversary, r.epochs, r.description] for r in RECIPES.values()],
@@ -102,7 +102,7 @@ def cmd_train(args) -> int:
                 ("CE(clean)" if recipe.adversary == "none" else "CE(adv)"),
         "init_from": args.init_from,
         "seed": args.seed,
-        "selection": f"best {'clean' if recipe.adversary == 'none' else 'PGD-10'} accuracy on the held-out "
+        "selection": f"best {selection_metric(recipe)} accuracy on the held-out "
                      f"last {args.val_n} training images (not the test set)",
         "train_images": len(data) - args.val_n if args.train_n is None else args.train_n,
         "data_source": data.source,

@@ -135,10 +135,14 @@ def _save_state(path: Path, state: dict) -> None:
     tmp.replace(path)
 
 
-def selection_score(recipe, val_clean: float, val_pgd: float) -> float:
-    """Held-out score a checkpoint is selected on: PGD-10 accuracy, or clean accuracy for a
+def selection_metric(recipe) -> str:
+    """What a checkpoint is selected on: held-out PGD-10 accuracy, or clean accuracy for a
     natural recipe (whose PGD-10 accuracy is ~0 at every epoch and would pick at random)."""
-    return val_clean if recipe.adversary == "none" else val_pgd
+    return "clean" if recipe.adversary == "none" else "PGD-10"
+
+
+def selection_score(recipe, val_clean: float, val_pgd: float) -> float:
+    return val_clean if selection_metric(recipe) == "clean" else val_pgd
 
 
 def train(cfg: TrainConfig, train_data: EvalData, resume: bool = False) -> nn.Module:
