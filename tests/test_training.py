@@ -110,3 +110,14 @@ def test_natural_recipe_selects_on_clean_accuracy_adversarial_ones_on_pgd():
     # a natural model's PGD-10 accuracy is ~0 at every epoch: selecting on it picks noise
     assert selection_score(get_recipe("natural"), val_clean=0.80, val_pgd=0.00) == 0.80
     assert selection_score(get_recipe("budget-nfgsm"), val_clean=0.80, val_pgd=0.40) == 0.40
+
+
+def test_card_names_the_training_images_that_selected_the_checkpoint():
+    from types import SimpleNamespace
+
+    from qrobench.train.cli import _held_out_text
+
+    assert _held_out_text(SimpleNamespace(train_n=None, val_n=1000), 50000) == "last 1000 training images"
+    assert _held_out_text(SimpleNamespace(train_n=49500, val_n=1000), 50000) == "last 1000 training images"
+    subset = _held_out_text(SimpleNamespace(train_n=12000, val_n=1000), 50000)
+    assert subset.startswith("training images 12001-13000"), subset

@@ -106,3 +106,15 @@ def test_unknown_model_lists_valid_names(tmp_path):
     _export(tmp_path)
     with pytest.raises(UnknownNameError, match="res8-tnn"):
         Zoo(tmp_path).load("nope")
+
+
+def test_exporting_the_same_weights_gives_the_same_sha256(tmp_path):
+    """A card's hash must name the weights, not the order safetensors happened to write its
+    metadata in (it is random from one save to the next)."""
+    from qrobench.zoo.checkpoint import save_deployed
+
+    m, _ = _export(tmp_path / "first")
+    shas = {save_deployed(m, tmp_path / f"copy{i}.safetensors", metadata={"name": "x", "precision": "tnn",
+                                                                        "extra": "y"})
+            for i in range(8)}
+    assert len(shas) == 1

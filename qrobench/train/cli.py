@@ -102,8 +102,8 @@ def cmd_train(args) -> int:
                 ("CE(clean)" if recipe.adversary == "none" else "CE(adv)"),
         "init_from": args.init_from,
         "seed": args.seed,
-        "selection": f"best {selection_metric(recipe)} accuracy on the held-out "
-                     f"last {args.val_n} training images (not the test set)",
+        "selection": f"best {selection_metric(recipe)} accuracy on the held-out {_held_out_text(args, len(data))} "
+                     "(not the test set)",
         "train_images": len(data) - args.val_n if args.train_n is None else args.train_n,
         "data_source": data.source,
         "wall_time_s_this_invocation": round(time.time() - t0, 1),
@@ -111,13 +111,25 @@ def cmd_train(args) -> int:
         "epoch_log": log,
         "hardware": f"{torch.get_num_threads()} CPU threads" if args.device == "cpu" else args.device,
     }
-    summary = recipe.description + f" [run: {recipe.epochs} epochs]" + (f"; trade-off loss {tradeoff[0]:g}/{tradeoff[1]:g}" if tradeoff else "")
+    run = f"{recipe.epochs} epochs" + (f", hard phase from epoch {recipe.br_hard_epoch + 1}"
+                                       if zn.precision != "fp" else "")
+    if args.train_n:
+        run += f", first {args.train_n} training images"
+    summary = recipe.description + f" [run: {run}]" + (f"; trade-off loss {tradeoff[0]:g}/{tradeoff[1]:g}" if tradeoff else "")
     if args.init_from:
         summary += f"; initialised from {args.init_from}"
     card = export_to_zoo(model, args.name, zn.architecture, zn.arch_args, zn.precision, summary,
                          training, zoo_dir)
     print(f"exported {card.name} to {card.checkpoint_path()} (sha256 {card.sha256[:12]}…)")
     return 0
+
+
+def _held_out_text(args, n_images: int) -> str:
+    """Which training images selected the checkpoint (the trainer holds out the images right after
+    the ones it trains on)."""
+    if args.train_n is None or args.train_n + args.val_n >= n_images:
+        return f"last {args.val_n} training images"
+    return f"training images {args.train_n + 1}-{args.train_n + args.val_n} (right after the {args.train_n} trained on)"
 
 
 def add_quantize_parser(sub) -> None:

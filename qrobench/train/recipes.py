@@ -58,8 +58,8 @@ _register(Recipe(
 ))
 _register(Recipe(
     name="budget-nfgsm-ft",
-    description="BinaryRelax fine-tuning of an adversarially trained float model with N-FGSM: "
-                "one-cycle LR peak 0.05, 6 epochs, relaxed phase (lambda x1.5/epoch) then hard phase from epoch 4",
+    description="BinaryRelax fine-tuning of an adversarially trained model with N-FGSM: "
+                "one-cycle LR peak 0.05, 6 epochs, relaxed phase (lambda x1.5/epoch) then a hard phase for the last 2",
     adversary="nfgsm", epochs=6, lr=0.05, schedule="onecycle", warmup_frac=0.2, br_rho=1.5,
     br_hard_epoch=4,
 ))

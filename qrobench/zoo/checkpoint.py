@@ -7,6 +7,7 @@ hold no more distinct values than its bit-width allows.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from ..quant.layers import quantized_layers
 from ..quant.quantizers import code_range
 
 FORMAT = "qrobench-deployed-v1"
+METADATA_KEY = "qrobench"
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
 
 
@@ -57,9 +59,13 @@ def deployed_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_deployed(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> str:
-    """Write the deployed weights; returns the file's sha256."""
+    """Write the deployed weights; returns the file's sha256.
+
+    The metadata goes in as one key holding sorted JSON: safetensors writes a metadata dict in
+    a random key order (a Rust HashMap), so several keys made the same weights hash differently
+    from one export to the next."""
     path = Path(path)
-    meta = {"format": FORMAT, **(metadata or {})}
+    meta = {METADATA_KEY: json.dumps({"format": FORMAT, **(metadata or {})}, sort_keys=True)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(deployed_state(model), str(tmp), metadata=meta)
     tmp.replace(path)
