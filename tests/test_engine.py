@@ -115,3 +115,28 @@ def test_bad_configuration_is_rejected(tiny_trained, test_points):
         evaluate(tiny_trained, attacks=["fgsm"], n=10_000, data=test_points)
     with pytest.raises(QrobenchError, match="twice"):
         evaluate(tiny_trained, attacks=["fgsm", "fgsm"], n=10, data=test_points)
+
+
+class _ConstantClassifier(torch.nn.Module):
+    """Predicts class 0 whatever the input: its accuracy is the share of label 0, and no attack
+    can change a prediction."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+        torch.nn.init.zeros_(self.fc.weight)
+        with torch.no_grad():
+            self.fc.bias.copy_(torch.arange(10, 0, -1, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_accuracies_are_exact_fractions_so_robust_never_exceeds_clean():
+    # 32 of 100 labels are 0: float32's mean gives 0.3199999928 while 32/100 is 0.32, so a
+    # battery that mixes the two reports robust > clean for an attack that changes nothing.
+    y = torch.tensor([0] * 32 + [1] * 68)
+    data = EvalData(torch.rand(100, 3, 32, 32, generator=torch.Generator().manual_seed(0)), y, "synthetic")
+    r = evaluate(_ConstantClassifier(), attacks=["fgsm"], n=100, data=data, eps=SMALL_EPS, progress=False)
+    assert r["clean_acc"] == 32 / 100
+    assert r["robust_acc"]["fgsm"] == r["clean_acc"] == r["worst_case_acc"]
