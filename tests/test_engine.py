@@ -108,6 +108,20 @@ def test_transfer_attack_uses_a_surrogate(tiny_trained, test_points):
     assert r["attacks"]["transfer"]["crafting"] == "pgd20"
 
 
+def test_transfer_from_a_randomised_surrogate_is_repeatable(tiny_trained, test_points):
+    torch.manual_seed(1)
+    noisy = create_model("preact_resnet", depth=8, ensemble=2, noise_coef=0.5).eval()
+    pts = _subset(test_points, 16)
+    atk = create_attack("transfer", tiny_trained, eps=8 / 255, surrogate=noisy)
+    runs = []
+    for global_seed in (0, 1):  # the global RNG must not matter, only the attack's generator
+        torch.manual_seed(global_seed)
+        runs.append(atk.perturb(pts.x, pts.y, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(runs[0], runs[1])
+    other = atk.perturb(pts.x, pts.y, generator=torch.Generator().manual_seed(6))
+    assert not torch.equal(runs[0], other)
+
+
 def test_bad_configuration_is_rejected(tiny_trained, test_points):
     with pytest.raises(UnknownNameError, match="pgd20"):
         evaluate(tiny_trained, attacks=["pgd2000"], n=10, data=test_points)

@@ -192,3 +192,37 @@ def test_published_reference_file_matches_protocol_section_7():
                         r["robust_acc"]["cw-paper"]) for r in d["rows"]}
     assert got == {"ResNet20": (0.7511, 0.5089, 0.4603, 0.5873), "En1ResNet20": (0.7721, 0.5535, 0.4906, 0.6569),
                    "En2ResNet20": (0.8034, 0.5723, 0.5006, 0.6647), "En5ResNet20": (0.8252, 0.5892, 0.5148, 0.6773)}
+
+
+def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from qrobench.reports.collect import ResultFile
+    from qrobench.reports.summary import summarize_runs
+
+    def result(model, n, attacks, stochastic=False, eps=8 / 255, repeats=3):
+        return ResultFile(Path(f"zoo/{model}-{n}.json"),
+                          {"model": model, "eps": eps, "n": n, "stochastic": stochastic, "card_sha256": "a",
+                           "repeats": repeats,
+                           "robust_acc": {a: 0.4 for a in attacks}, "timestamp": "2026-11-24T00:00:00Z"})
+
+    full = ["fgsm", "pgd20", "cw", "square"]
+    cards = {m: SimpleNamespace(sha256="a") for m in ("complete", "no-square", "few-points", "en-no-eot",
+                                                      "en-complete", "en-one-seed")}
+    results = [result("complete", 1000, full + ["transfer"]),
+               result("no-square", 1000, full[:3]),
+               result("few-points", 500, full), result("few-points", 1000, full, eps=2 / 255),
+               result("en-no-eot", 1000, full, stochastic=True),
+               result("en-complete", 1000, full + ["eot-pgd20"], stochastic=True),
+               result("en-one-seed", 1000, full + ["eot-pgd20"], stochastic=True, repeats=1)]
+    s = summarize_runs(results, cards, 8 / 255)
+    assert s.short_of_protocol == [
+        {"model": "en-no-eot", "n": 1000, "repeats": None, "missing_attacks": ["eot-pgd20"]},
+        {"model": "en-one-seed", "n": 1000, "repeats": 1, "missing_attacks": []},
+        {"model": "few-points", "n": 500, "repeats": None, "missing_attacks": []},
+        {"model": "no-square", "n": 1000, "repeats": None, "missing_attacks": ["square"]}]
+    text = "\n".join(s.lines())
+    assert "  - few-points: n = 500" in text and "  - no-square: no square" in text
+    assert "  - en-one-seed: 1 seed of a randomised model (protocol: 3)" in text
+    assert "complete" not in text.split("less than the leaderboard protocol")[1]

@@ -1,9 +1,15 @@
-"""Transfer attack: PGD-20 examples crafted on a surrogate model, scored on the target."""
+"""Transfer attack: PGD-20 examples crafted on a surrogate model, scored on the target.
+
+A randomised surrogate (an EnResNet) draws its noise from the attack's generator, so a
+transfer result is repeatable like every other attack's.
+"""
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
+from ..models.noise import is_stochastic, noise_seed
 from .base import Attack, register_attack
 from .pgd import PGD
 
@@ -36,6 +42,7 @@ class Transfer(Attack):
             self.surrogate_name = getattr(getattr(surrogate, "card", None), "name", type(surrogate).__name__)
         self.surrogate = surrogate.to(self.device).eval()
         self.surrogate.requires_grad_(False)
+        self._surrogate_stochastic = is_stochastic(self.surrogate)
         self._pgd = PGD(self.surrogate, steps=20, step_size=2 / 255, random_start=True, loss="ce",
                         eps=self.eps, device=self.device, seed=self.seed)
 
@@ -44,4 +51,8 @@ class Transfer(Attack):
                 "steps": 20, "step_size": 2 / 255, "random_start": True}
 
     def perturb(self, x, y, generator=None):
-        return self._pgd.perturb(x, y, generator)
+        if not self._surrogate_stochastic or generator is None:
+            return self._pgd.perturb(x, y, generator)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        with noise_seed(self.surrogate, seed, x.device):
+            return self._pgd.perturb(x, y, generator)

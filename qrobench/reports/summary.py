@@ -1,7 +1,10 @@
-"""Runs summary: which zoo models lack results and which results no longer match their card.
+"""Runs summary: which zoo models lack results, which results no longer match their card, and
+which leaderboard rows were measured with less than the leaderboard protocol.
 
 A result is stale when the card's sha256 changed after it was measured (the checkpoint was
-re-exported or swapped): its numbers describe weights the zoo no longer holds.
+re-exported or swapped): its numbers describe weights the zoo no longer holds. A row short of
+the protocol (fewer points, or an attack of the standard battery missing) is shown, not hidden:
+its worst case is an upper bound that a full run may lower.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
-from .collect import ResultFile, is_stale, same_eps
+from ..protocol import LEADERBOARD_N, STOCHASTIC_REPEATS, battery_for
+from .collect import ResultFile, is_stale, same_eps, select
 
 
 @dataclass
@@ -21,6 +25,7 @@ class RunsSummary:
     stale: list[dict] = field(default_factory=list)  # {model, file, eps, result_sha256, card_sha256}
     not_in_zoo: list[str] = field(default_factory=list)  # results whose model has no card here
     invalid_cards: list[str] = field(default_factory=list)
+    short_of_protocol: list[dict] = field(default_factory=list)  # {model, n, repeats, missing_attacks}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +42,17 @@ class RunsSummary:
                     f"{s['card_sha256'][:12]}…" for s in self.stale]
         else:
             out.append("- stale: none")
+        if self.short_of_protocol:
+            out.append(f"- measured with less than the leaderboard protocol ({LEADERBOARD_N} points, the "
+                       f"standard battery, {STOCHASTIC_REPEATS} seeds if randomised; worst case may drop in a full run):")
+            for row in self.short_of_protocol:
+                parts = [f"n = {row['n']}"] if row["n"] < LEADERBOARD_N else []
+                if row["repeats"] is not None:
+                    parts.append(f"{row['repeats']} seed{'s' if row['repeats'] > 1 else ''} of a randomised model "
+                                 f"(protocol: {STOCHASTIC_REPEATS})")
+                if row["missing_attacks"]:
+                    parts.append("no " + ", ".join(row["missing_attacks"]))
+                out.append(f"  - {row['model']}: " + "; ".join(parts))
         if self.not_in_zoo:
             out.append("- results for models not in the zoo: " + ", ".join(self.not_in_zoo))
         out += [f"- unreadable card: {msg}" for msg in self.invalid_cards]
@@ -59,6 +75,14 @@ def summarize_runs(results: list[ResultFile], cards: dict, eps: float, invalid_c
             file = r.path.relative_to(root) if root is not None else r.path
             s.stale.append({"model": r.model, "file": str(file), "eps": r.data["eps"],
                             "result_sha256": r.card_sha256, "card_sha256": cards[r.model].sha256})
+    for r in select([r for r in results if r.model in cards], cards, eps):
+        stochastic = bool(r.data.get("stochastic"))
+        missing = [a for a in battery_for(stochastic) if a not in r.data["robust_acc"]]
+        repeats = int(r.data.get("repeats", 1))
+        few_seeds = repeats if stochastic and repeats < STOCHASTIC_REPEATS else None
+        if int(r.data["n"]) < LEADERBOARD_N or missing or few_seeds is not None:
+            s.short_of_protocol.append({"model": r.model, "n": int(r.data["n"]), "repeats": few_seeds,
+                                        "missing_attacks": missing})
     s.measured = sorted(fresh_at_eps)
     s.missing = sorted(set(cards) - any_at_eps)
     s.not_in_zoo = sorted({r.model for r in results} - set(cards)) if cards else []
