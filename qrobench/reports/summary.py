@@ -3,8 +3,9 @@ which leaderboard rows were measured with less than the leaderboard protocol.
 
 A result is stale when the card's sha256 changed after it was measured (the checkpoint was
 re-exported or swapped): its numbers describe weights the zoo no longer holds. A row short of
-the protocol (fewer points, or an attack of the standard battery missing) is shown, not hidden:
-its worst case is an upper bound that a full run may lower.
+the protocol (fewer points, an attack of the standard battery missing, or fewer seeds for a
+randomised model) is shown, not hidden: its worst case is an upper bound that a full run
+may lower.
 """
 
 from __future__ import annotations
@@ -78,11 +79,10 @@ def summarize_runs(results: list[ResultFile], cards: dict, eps: float, invalid_c
     for r in select([r for r in results if r.model in cards], cards, eps):
         stochastic = bool(r.data.get("stochastic"))
         missing = [a for a in battery_for(stochastic) if a not in r.data["robust_acc"]]
-        repeats = int(r.data.get("repeats", 1))
+        n, repeats = int(r.data["n"]), int(r.data.get("repeats", 1))
         few_seeds = repeats if stochastic and repeats < STOCHASTIC_REPEATS else None
-        if int(r.data["n"]) < LEADERBOARD_N or missing or few_seeds is not None:
-            s.short_of_protocol.append({"model": r.model, "n": int(r.data["n"]), "repeats": few_seeds,
-                                        "missing_attacks": missing})
+        if n < LEADERBOARD_N or missing or few_seeds is not None:
+            s.short_of_protocol.append({"model": r.model, "n": n, "repeats": few_seeds, "missing_attacks": missing})
     s.measured = sorted(fresh_at_eps)
     s.missing = sorted(set(cards) - any_at_eps)
     s.not_in_zoo = sorted({r.model for r in results} - set(cards)) if cards else []
