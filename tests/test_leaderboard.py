@@ -226,3 +226,14 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
     assert "  - few-points: n = 500" in text and "  - no-square: no square" in text
     assert "  - en-one-seed: 1 seed of a randomised model (protocol: 3)" in text
     assert "complete" not in text.split("less than the leaderboard protocol")[1]
+
+
+def test_svg_plots_are_byte_identical_across_rebuilds(tmp_path):
+    from qrobench.reports.plots import _figure, _save
+
+    outs = []
+    for i in range(2):
+        fig = _figure()
+        fig.add_subplot().plot([0, 1], [0, 1])
+        outs.append(_save(fig, tmp_path / f"p{i}.svg", "svg").read_bytes())
+    assert outs[0] == outs[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -174,7 +175,9 @@ def robust_vs_eps(curves: pd.DataFrame) -> Figure:
 def _save(fig: Figure, path: Path, fmt: str) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     meta = {"Date": None} if fmt == "svg" else {"Software": None}
-    fig.savefig(tmp, format=fmt, dpi=110, metadata=meta)
+    # SVG element ids are random unless salted: without this every rebuild rewrote the SVGs.
+    with matplotlib.rc_context({"svg.hashsalt": "qrobench"}):
+        fig.savefig(tmp, format=fmt, dpi=110, metadata=meta)
     tmp.replace(path)
     return path
 
