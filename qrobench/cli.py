@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
 
+    mg = sub.add_parser("merge", help="combine result files holding different seeds of one evaluation",
+                        description="Combine result files that hold different seeds of the same evaluation "
+                                    "(same model, points, ε, attacks, batch size) into one file with mean ± "
+                                    "std over all their seeds, e.g. seeds run one per core: "
+                                    "'qrobench run ... --seed 1 --repeats 1'.")
+    mg.add_argument("files", nargs="+", help="result JSON files from 'qrobench run'")
+    mg.add_argument("--output", required=True, help="path of the merged result JSON")
+    mg.set_defaults(func=cmd_merge)
+
     ls = sub.add_parser("list", help="list the zoo's registered models")
     ls.add_argument("--zoo-dir", default=None)
     ls.set_defaults(func=cmd_list)
@@ -141,6 +150,22 @@ def cmd_run(args) -> int:
         path = write_result(result, path)
         print(format_result_table(result))
         print(f"result written to {path}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from .engine.merge import merge_results
+    from .engine.results import write_result
+    from .reports.console import format_result_table
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise QrobenchError(f"--output {out} is a folder; give a file path such as {out}/result.json")
+    result = merge_results(args.files)  # every check passes before anything is written
+    result["command"] = "qrobench " + " ".join(shlex.quote(a) for a in args.argv)
+    path = write_result(result, out)
+    print(format_result_table(result))
+    print(f"{result['repeats']} seeds merged into {path}")
     return 0
 
 

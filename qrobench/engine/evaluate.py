@@ -25,6 +25,8 @@ from ..models.noise import is_stochastic, noise_seed
 from ..quant.measure import measure_weights
 from .results import RESULT_SCHEMA
 
+LOW_CLEAN_ACC = 0.2  # below this a result is flagged: robust numbers of a broken model mean little
+
 
 @dataclass
 class EvalConfig:
@@ -156,6 +158,26 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(statistics.fmean(values)), float(statistics.stdev(values)) if len(values) > 1 else 0.0
 
 
+def aggregate_seeds(runs: list[dict], attacks) -> dict:
+    """Mean ± std over per-seed results; shared with ``merge_results`` so that seeds measured in
+    separate runs combine into exactly the numbers of one multi-seed run."""
+    clean, clean_std = _mean_std([r["clean_acc"] for r in runs])
+    worst, worst_std = _mean_std([r["worst_case_acc"] for r in runs])
+    robust, robust_std = {}, {}
+    for a in attacks:
+        robust[a], robust_std[a] = _mean_std([r["robust_acc"][a] for r in runs])
+    return {
+        "clean_acc": clean,
+        "robust_acc": robust,
+        "worst_case_acc": worst,
+        "std": {"clean_acc": clean_std, "robust_acc": robust_std, "worst_case_acc": worst_std},
+        "wall_time_s": {a: _mean_std([r["wall_time_s"][a] for r in runs])[0] for a in attacks},
+        "clean_time_s": _mean_std([r["clean_time_s"] for r in runs])[0],
+        "zero_grad_frac": {a: _mean_std([r["zero_grad_frac"].get(a, 0.0) for r in runs])[0]
+                           for a in attacks if any(a in r["zero_grad_frac"] for r in runs)},
+    }
+
+
 def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0, *,
              config: EvalConfig | None = None, data: EvalData | None = None, card=None,
              zoo=None, **kwargs) -> dict:
@@ -194,12 +216,8 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     total = time.perf_counter() - t_start
     model.to(memory_format=torch.contiguous_format)
 
-    clean, clean_std = _mean_std([r["clean_acc"] for r in runs])
-    worst, worst_std = _mean_std([r["worst_case_acc"] for r in runs])
-    robust, robust_std = {}, {}
-    for a in cfg.attacks:
-        robust[a], robust_std[a] = _mean_std([r["robust_acc"][a] for r in runs])
-    if clean < 0.2:
+    summary = aggregate_seeds(runs, cfg.attacks)
+    if summary["clean_acc"] < LOW_CLEAN_ACC:
         flags.add("low-clean-accuracy")
     stats = measure_weights(model)  # = quant_stats for qrobench models; every Conv2d for others
     arch_cfg = getattr(model, "arch_config", None)
@@ -218,12 +236,12 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         "eps": cfg.eps,
         "norm": "Linf",
         "attacks": {a: atk.settings() for a, atk in built.items()},
-        "clean_acc": clean,
-        "robust_acc": robust,
-        "worst_case_acc": worst,
+        "clean_acc": summary["clean_acc"],
+        "robust_acc": summary["robust_acc"],
+        "worst_case_acc": summary["worst_case_acc"],
         "stochastic": stochastic,
         "repeats": repeats,
-        "std": {"clean_acc": clean_std, "robust_acc": robust_std, "worst_case_acc": worst_std},
+        "std": summary["std"],
         "sparsity": stats.sparsity,
         "channel_sparsity": stats.channel_sparsity,
         "size_bytes": stats.size_bytes,
@@ -239,11 +257,10 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         "channels_last": cfg.channels_last,
         "versions": _versions(),
         "data_source": data.source,
-        "wall_time_s": {a: _mean_std([r["wall_time_s"][a] for r in runs])[0] for a in cfg.attacks},
-        "clean_time_s": _mean_std([r["clean_time_s"] for r in runs])[0],
+        "wall_time_s": summary["wall_time_s"],
+        "clean_time_s": summary["clean_time_s"],
         "total_time_s": total,
-        "zero_grad_frac": {a: _mean_std([r["zero_grad_frac"].get(a, 0.0) for r in runs])[0]
-                           for a in cfg.attacks if any(a in r["zero_grad_frac"] for r in runs)},
+        "zero_grad_frac": summary["zero_grad_frac"],
         "flags": sorted(flags),
         "per_seed": [{k: v for k, v in r.items() if k != "robust_mask"} for r in runs],
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,0 +1,86 @@
+"""Seeds measured in separate runs merge into exactly the result of one multi-seed run."""
+
+import json
+
+import pytest
+import torch
+
+from qrobench.cli import main
+from qrobench.data.cifar10 import EvalData
+from qrobench.engine import evaluate, write_result
+from qrobench.engine.merge import merge_results
+from qrobench.errors import QrobenchError
+from qrobench.models import create_model
+
+EPS = 2 / 255
+N = 40
+
+
+@pytest.fixture(scope="module")
+def noisy_runs(test_points, tmp_path_factory):
+    """A randomised model evaluated once with three seeds, and once per seed."""
+    torch.manual_seed(0)
+    model = create_model("preact_resnet", depth=8, ensemble=2, noise_coef=0.5)
+    pts = EvalData(test_points.x[:N], test_points.y[:N], test_points.source)
+    kw = dict(attacks=["fgsm", "pgd20"], n=N, data=pts, eps=EPS, progress=False)
+    together = evaluate(model, seed=0, repeats=3, **kw)
+    folder = tmp_path_factory.mktemp("seeds")
+    files = []
+    for s in range(3):
+        r = evaluate(model, seed=s, repeats=1, **kw)
+        r["command"] = f"qrobench run --seed {s} --repeats 1"
+        files.append(write_result(r, folder / f"s{s}.json"))
+    return together, files, (model, kw)
+
+
+def _numbers(r):
+    return (r["clean_acc"], r["robust_acc"], r["worst_case_acc"], r["std"], r["repeats"],
+            [(p["seed"], p["clean_acc"], p["robust_acc"], p["worst_case_acc"]) for p in r["per_seed"]])
+
+
+def test_seeds_run_apart_merge_into_the_numbers_of_one_run(noisy_runs):
+    together, files, _ = noisy_runs
+    # the seeds really differ, so the check below is not trivially true
+    assert len({(p["clean_acc"], tuple(p["robust_acc"].values())) for p in together["per_seed"]}) > 1
+    merged = merge_results(list(reversed(files)))  # order of the files does not matter
+    assert _numbers(merged) == _numbers(together)
+    assert merged["seed"] == 0 and [m["seeds"] for m in merged["merged_from"]] == [[2], [1], [0]]
+    assert merged["merged_from"][0]["command"] == "qrobench run --seed 2 --repeats 1"
+
+
+def test_merging_in_steps_equals_merging_at_once(noisy_runs, tmp_path):
+    together, files, _ = noisy_runs
+    first_two = write_result(merge_results(files[:2]), tmp_path / "s01.json")
+    merged = merge_results([first_two, files[2]])
+    assert _numbers(merged) == _numbers(together)
+    assert [m["file"] for m in merged["merged_from"]] == ["s0.json", "s1.json", "s2.json"]
+
+
+def test_merge_refuses_a_seed_twice_and_different_measurements(noisy_runs, tmp_path):
+    _, files, (model, kw) = noisy_runs
+    with pytest.raises(QrobenchError, match="seed 0 is in both"):
+        merge_results([files[0], files[1], files[0]])
+    other = evaluate(model, seed=5, repeats=1, **{**kw, "attacks": ["pgd20", "fgsm"]})
+    with pytest.raises(QrobenchError, match="attacks"):
+        merge_results([files[0], write_result(other, tmp_path / "order.json")])
+    fewer = json.loads(files[1].read_text())
+    fewer["n"] = N // 2
+    with pytest.raises(QrobenchError, match="n: 20 vs 40"):
+        merge_results([files[0], write_result(fewer, tmp_path / "n.json")])
+    (tmp_path / "junk.json").write_text('{"hello": 1}')
+    with pytest.raises(QrobenchError, match="not a qrobench result"):
+        merge_results([files[0], tmp_path / "junk.json"])
+    with pytest.raises(QrobenchError, match="at least two"):
+        merge_results([files[0]])
+
+
+def test_merge_cli_writes_nothing_when_refused(noisy_runs, tmp_path, capsys):
+    _, files, _ = noisy_runs
+    out = tmp_path / "merged.json"
+    out.write_text("previous result\n")
+    assert main(["merge", str(files[0]), str(files[0]), "--output", str(out)]) == 2
+    assert "seed 0 is in both" in capsys.readouterr().err
+    assert out.read_text() == "previous result\n"
+    assert main(["merge", *map(str, files), "--output", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert merged["repeats"] == 3 and merged["command"].startswith("qrobench merge ")
