@@ -84,3 +84,6 @@ def test_merge_cli_writes_nothing_when_refused(noisy_runs, tmp_path, capsys):
     assert main(["merge", *map(str, files), "--output", str(out)]) == 0
     merged = json.loads(out.read_text())
     assert merged["repeats"] == 3 and merged["command"].startswith("qrobench merge ")
+    assert "seed=0, repeats=3" in capsys.readouterr().out
+    assert main(["merge", str(files[0]), str(files[2]), "--output", str(out)]) == 0
+    assert "seeds=0,2" in capsys.readouterr().out  # not "repeats=2", which reads as seeds 0 and 1

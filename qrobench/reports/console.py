@@ -10,6 +10,13 @@ def _pct(mean: float, std: float | None, show_std: bool) -> str:
     return f"{s} ± {100 * std:.2f}" if show_std and std is not None else s
 
 
+def _seeds(result: dict) -> str:
+    seeds = [p["seed"] for p in result.get("per_seed", [])]
+    if seeds and seeds != list(range(seeds[0], seeds[0] + len(seeds))):  # merged from scattered seeds
+        return f"seeds={','.join(map(str, seeds))}"
+    return f"seed={result['seed']}, repeats={result['repeats']}"
+
+
 def format_result_table(result: dict, fmt: str = "github") -> str:
     show_std = result.get("repeats", 1) > 1
     std = result.get("std", {})
@@ -21,7 +28,7 @@ def format_result_table(result: dict, fmt: str = "github") -> str:
     if result["robust_acc"]:
         rows.append(["worst case", _pct(result["worst_case_acc"], std.get("worst_case_acc"), show_std), ""])
     head = (f"{result['model']}  ({result['precision']}, n={result['n']}, eps={result['eps']:.5f}, "
-            f"seed={result['seed']}, repeats={result['repeats']}, device={result['device']})\n"
+            f"{_seeds(result)}, device={result['device']})\n"
             f"data: {result['data_source']}\n"
             f"sparsity {100 * result['sparsity']:.2f} %, channel sparsity "
             f"{100 * result['channel_sparsity']:.2f} %, size {result['size_bytes'] / 1024:.1f} KB "
