@@ -154,3 +154,29 @@ def test_accuracies_are_exact_fractions_so_robust_never_exceeds_clean():
     r = evaluate(_ConstantClassifier(), attacks=["fgsm"], n=100, data=data, eps=SMALL_EPS, progress=False)
     assert r["clean_acc"] == 32 / 100
     assert r["robust_acc"]["fgsm"] == r["clean_acc"] == r["worst_case_acc"]
+
+
+class _RecordsFp32Precision(torch.nn.Module):
+    """A linear classifier that notes the conv/matmul fp32 precision in force when it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+        self.seen = set()
+
+    def forward(self, x):
+        self.seen.add((torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+        return self.fc(x.flatten(1))
+
+
+def test_evaluation_runs_in_full_fp32_and_restores_the_callers_tf32_setting(test_points):
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    old = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "tf32"  # what a user may have turned on for training
+    try:
+        m = _RecordsFp32Precision()
+        evaluate(m, attacks=["fgsm"], n=20, data=_subset(test_points, 20), eps=SMALL_EPS, progress=False)
+        assert m.seen == {("ieee", "ieee")}
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = old

@@ -7,6 +7,7 @@ with a seeded noise generator per batch, and over ``repeats`` seeds as mean ± s
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import statistics
 import time
@@ -76,6 +77,33 @@ def _batch_seed(*parts: int) -> int:
 
 
 @torch.inference_mode()
+@contextlib.contextmanager
+def full_fp32():
+    """Turn TF32 off for the evaluation and restore the caller's setting afterwards.
+
+    cuDNN convolutions default to TF32 on Ampere and later GPUs (10-bit mantissa inputs), so
+    the same model and seed would score differently by GPU generation; a benchmark number
+    must be the fp32 model's, as on the CPU.
+    """
+    knobs = [torch.backends.cudnn.conv, torch.backends.cuda.matmul]
+    if not all(hasattr(k, "fp32_precision") for k in knobs):  # torch < 2.9: legacy flags only
+        old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+        return
+    old = [k.fp32_precision for k in knobs]
+    for k in knobs:
+        k.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for k, v in zip(knobs, old, strict=True):
+            k.fp32_precision = v
+
+
 def _predict(model: nn.Module, x: torch.Tensor, bs: int, device, seed_parts, mf) -> torch.Tensor:
     preds = []
     for b, i in enumerate(range(0, len(x), bs)):
@@ -212,7 +240,8 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         if not any(a in ("eot-pgd20", "aa-rand") for a in cfg.attacks):
             flags.add("no-eot")
     t_start = time.perf_counter()
-    runs = [_run_once(model, data, cfg, device, r, built, flags) for r in range(repeats)]
+    with full_fp32():
+        runs = [_run_once(model, data, cfg, device, r, built, flags) for r in range(repeats)]
     total = time.perf_counter() - t_start
     model.to(memory_format=torch.contiguous_format)
 
