@@ -76,7 +76,6 @@ def _batch_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
-@torch.inference_mode()
 @contextlib.contextmanager
 def full_fp32():
     """Turn TF32 off for the evaluation and restore the caller's setting afterwards.
@@ -104,6 +103,7 @@ def full_fp32():
             k.fp32_precision = v
 
 
+@torch.inference_mode()
 def _predict(model: nn.Module, x: torch.Tensor, bs: int, device, seed_parts, mf) -> torch.Tensor:
     preds = []
     for b, i in enumerate(range(0, len(x), bs)):
