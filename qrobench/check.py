@@ -10,22 +10,22 @@ like even if the defaults here change later.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import torch
 from tabulate import tabulate
 
+from . import cli_options as opts
 from .engine.evaluate import EvalConfig, evaluate
-from .engine.results import RESULT_SCHEMA, write_result
+from .engine.results import Result, read_result, write_result
 from .errors import QrobenchError
+from .protocol import LEADERBOARD_EPS, eps_text
 
 CHECK_N = 200
 CHECK_SEED = 0
 CHECK_ATTACKS = ("pgd20",)
-CHECK_EPS = 8 / 255
+CHECK_EPS = LEADERBOARD_EPS
 CHECK_REPEATS = 1  # stochastic models are seeded per batch, so one pass is repeatable
 DEFAULT_TOLERANCE_PP = 2.0
 BASELINE_SUBDIR = "check"
@@ -42,7 +42,7 @@ class CheckProtocol:
     repeats: int = CHECK_REPEATS
 
     def as_dict(self) -> dict:
-        d = asdict(self)
+        d = {"name": "check", **asdict(self)}
         d["attacks"] = list(self.attacks)
         return d
 
@@ -67,49 +67,44 @@ def baseline_path(results_dir: str | Path, model: str) -> Path:
     return Path(results_dir) / BASELINE_SUBDIR / f"{model}.json"
 
 
-def read_baseline(path: Path) -> dict:
+def read_baseline(path: Path) -> Result:
     try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise QrobenchError(f"baseline {path} is not valid JSON ({e}); rewrite it with 'qrobench check "
-                            "--update'") from e
-    if not isinstance(d, dict) or d.get("schema") != RESULT_SCHEMA or "check_protocol" not in d:
+        r = read_result(path)
+    except QrobenchError as e:
+        raise QrobenchError(f"{e}; rewrite the baseline with 'qrobench check --update'") from None
+    if (r.protocol or {}).get("name") != "check":
         raise QrobenchError(f"{path} is not a qrobench check baseline; rewrite it with 'qrobench check --update'")
-    return d
+    return r
 
 
 def measure(zoo, name: str, protocol: CheckProtocol, data=None, data_dir=None, device="cpu",
-            batch_size: int = 250, progress: bool = False) -> dict:
+            batch_size: int = 250, progress: bool = False, command: str | None = None) -> Result:
     """One evaluation of a zoo model under ``protocol`` (its card's sha256 recorded)."""
-    from .zoo.factory import load_entry
-
-    model, card = load_entry(zoo, name)
+    model, card = zoo.load(name)
     cfg = EvalConfig(attacks=list(protocol.attacks), n=protocol.n, eps=protocol.eps, seed=protocol.seed,
                      repeats=protocol.repeats, batch_size=batch_size, device=device, data_dir=data_dir,
-                     progress=progress)
+                     progress=progress, attack_options=zoo.attack_options(protocol.attacks, card.name))
     torch.manual_seed(protocol.seed)
-    result = evaluate(model, config=cfg, data=data, card=card, zoo=zoo)
-    result["check_protocol"] = protocol.as_dict()
-    return result
+    return evaluate(model, config=cfg, data=data, card=card, command=command, protocol=protocol.as_dict())
 
 
-def _metrics(result: dict) -> dict[str, float]:
-    m = {"clean": result["clean_acc"], **result["robust_acc"]}
-    if len(result["robust_acc"]) > 1:
-        m["worst case"] = result["worst_case_acc"]
+def _metrics(result: Result) -> dict[str, float]:
+    m = {"clean": result.clean_acc, **result.robust_acc}
+    if len(result.robust_acc) > 1:
+        m["worst case"] = result.worst_case_acc
     return m
 
 
-def compare(stored: dict, measured: dict, tolerance_pp: float) -> list[CheckRow]:
+def compare(stored: Result, measured: Result, tolerance_pp: float) -> list[CheckRow]:
     """One row per metric of the baseline; a drop of more than ``tolerance_pp`` regresses."""
-    same = stored.get("card_sha256") == measured.get("card_sha256")
+    same = stored.card_sha256 == measured.card_sha256
     now = _metrics(measured)
     rows = []
     for metric, before in _metrics(stored).items():
         after = now[metric]
         delta = 100.0 * (after - before)
         status = "REGRESSED" if delta < -tolerance_pp else ("improved" if delta > tolerance_pp else "ok")
-        rows.append(CheckRow(stored["model"], metric, before, after, delta, status,
+        rows.append(CheckRow(stored.model, metric, before, after, delta, status,
                              "same" if same else "changed"))
     return rows
 
@@ -119,11 +114,6 @@ def format_rows(rows: list[CheckRow], fmt: str = "github") -> str:
               r.status, r.checkpoint] for r in rows]
     return tabulate(table, headers=["model", "metric", "stored %", "measured %", "delta pp", "status",
                                     "checkpoint"], tablefmt=fmt, disable_numparse=True)
-
-
-def _eps_text(eps: float) -> str:
-    f = Fraction(eps).limit_denominator(1000)
-    return f"{f.numerator}/{f.denominator}"
 
 
 def run_check(zoo, results_dir="results", models=None, tolerance_pp: float = DEFAULT_TOLERANCE_PP,
@@ -149,7 +139,7 @@ def run_check(zoo, results_dir="results", models=None, tolerance_pp: float = DEF
     cache: dict[int, object] = {}
     rows = []
     for m, stored in baselines.items():
-        protocol = CheckProtocol.from_dict(stored["check_protocol"])
+        protocol = CheckProtocol.from_dict(stored.protocol)
         if protocol.n not in cache:
             cache[protocol.n] = load_cifar10_test(protocol.n, data_dir)
         measured = measure(zoo, m, protocol, cache[protocol.n], data_dir, device, batch_size, progress)
@@ -158,7 +148,8 @@ def run_check(zoo, results_dir="results", models=None, tolerance_pp: float = DEF
 
 
 def update_baselines(zoo, results_dir="results", models=None, protocol: CheckProtocol = CheckProtocol(),
-                     data_dir=None, device="cpu", batch_size: int = 250, progress=False) -> list[Path]:
+                     data_dir=None, device="cpu", batch_size: int = 250, progress=False,
+                     command: str | None = None) -> list[Path]:
     """Measure and store baselines (all zoo models unless ``models``); written after every
     evaluation has finished."""
     from .data.cifar10 import load_cifar10_test
@@ -167,8 +158,8 @@ def update_baselines(zoo, results_dir="results", models=None, protocol: CheckPro
     if not models:
         raise QrobenchError(f"no models in the zoo {zoo.root}; nothing to baseline")
     data = load_cifar10_test(protocol.n, data_dir)
-    results = [measure(zoo, m, protocol, data, data_dir, device, batch_size, progress) for m in models]
-    return [write_result(r, baseline_path(results_dir, r["model"])) for r in results]
+    results = [measure(zoo, m, protocol, data, data_dir, device, batch_size, progress, command) for m in models]
+    return [write_result(r, baseline_path(results_dir, r.model)) for r in results]
 
 
 def add_check_parser(sub) -> None:
@@ -181,14 +172,13 @@ def add_check_parser(sub) -> None:
                    help=f"allowed drop in percentage points (default {DEFAULT_TOLERANCE_PP:g})")
     p.add_argument("--update", action="store_true", help="measure and (over)write the baselines instead")
     p.add_argument("--n", type=int, default=None, help=f"with --update: first N points (default {CHECK_N})")
-    p.add_argument("--eps", default=None, help=f"with --update: ε (default {_eps_text(CHECK_EPS)})")
-    p.add_argument("--attacks", default=None,
-                   help=f"with --update: comma-separated attacks (default {','.join(CHECK_ATTACKS)})")
-    p.add_argument("--zoo-dir", default=None, help="zoo folder (else $QROBENCH_ZOO, else model_zoo/)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="cpu", help="cpu (default: reproducible baselines) or cuda")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    opts.add_eps(p, default=None, help_default=f"with --update; default {eps_text(CHECK_EPS)}")
+    opts.add_attacks(p, None, f"with --update; default {','.join(CHECK_ATTACKS)}")
+    opts.add_zoo_dir(p)
+    opts.add_data_dir(p)
+    opts.add_device(p, default="cpu")
+    opts.add_batch_size(p)
+    opts.add_quiet(p)
     p.set_defaults(func=cmd_check)
 
 
@@ -199,24 +189,11 @@ def _protocol_from_args(args) -> CheckProtocol:
             raise QrobenchError(f"{', '.join(given)} only apply with --update: a check re-runs the protocol "
                                 "stored in each baseline")
         return CheckProtocol()
-    from .attacks.base import check_attack_names
-
     n = CHECK_N if args.n is None else args.n
     if n <= 0:
         raise QrobenchError(f"--n must be a positive number of test points, got {n}")
-    eps = CHECK_EPS
-    if args.eps is not None:
-        try:
-            eps = float(Fraction(args.eps.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise QrobenchError(f"--eps must be a number or a fraction like 8/255, got {args.eps!r}") from None
-        if not 0 < eps <= 1:
-            raise QrobenchError(f"--eps must be in (0, 1], got {args.eps!r}")
-    attacks = CHECK_ATTACKS if args.attacks is None else tuple(a.strip() for a in args.attacks.split(",")
-                                                                if a.strip())
-    if not attacks:
-        raise QrobenchError("--attacks needs at least one attack name")
-    check_attack_names(attacks)
+    eps = CHECK_EPS if args.eps is None else args.eps
+    attacks = CHECK_ATTACKS if args.attacks is None else tuple(args.attacks)
     return CheckProtocol(n=n, eps=eps, attacks=attacks)
 
 
@@ -230,8 +207,8 @@ def cmd_check(args) -> int:
         zoo.card(m)  # unknown names fail here, with the list of valid ones
     if args.update:
         paths = update_baselines(zoo, args.results_dir, models, protocol, args.data_dir, args.device,
-                                 args.batch_size, not args.quiet)
-        print(f"baselines written (n={protocol.n}, ε={_eps_text(protocol.eps)}, seed={protocol.seed}, "
+                                 args.batch_size, not args.quiet, opts.command_line(args.argv))
+        print(f"baselines written (n={protocol.n}, ε={eps_text(protocol.eps)}, seed={protocol.seed}, "
               f"attacks={','.join(protocol.attacks)}):")
         print("\n".join(f"  {p}" for p in paths))
         return EXIT_OK

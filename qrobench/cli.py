@@ -8,41 +8,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 import sys
-from fractions import Fraction
 from pathlib import Path
 
+from . import cli_options as opts
 from ._version import __version__
 from .errors import QrobenchError
+from .protocol import LEADERBOARD_EPS, STOCHASTIC_REPEATS, eps_tag, eps_text, setting_text
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
         self.exit(2, f"qrobench: error: {message} (see '{self.prog} --help')\n")
-
-
-def parse_eps(text: str) -> float:
-    try:
-        v = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"--eps must be a number or a fraction like 8/255, got {text!r}") from None
-    return v
-
-
-def parse_eps_list(text: str) -> list[float]:
-    """One ε or a comma-separated list (``2/255,4/255,8/255``) for an ε curve."""
-    values = [parse_eps(t) for t in text.split(",") if t.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError("--eps needs a value such as 8/255")
-    return values
-
-
-def _attack_list(text: str) -> list[str]:
-    names = [a.strip() for a in text.split(",") if a.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("--attacks needs at least one attack name")
-    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,24 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="evaluate a zoo model under an attack battery")
     r.add_argument("--model", required=True, help="zoo model name (see 'qrobench list')")
-    r.add_argument("--attacks", type=_attack_list, default=["pgd20"],
-                   help="comma-separated attack names (see 'qrobench attacks'); default pgd20")
+    opts.add_attacks(r, ["pgd20"], "default pgd20")
     r.add_argument("--n", type=int, default=1000, help="first N test points (default 1000)")
-    r.add_argument("--eps", type=parse_eps_list, default=[8 / 255],
-                   help="L∞ budget, e.g. 8/255 (default); a list 2/255,4/255,8/255 runs once per ε "
-                        "and writes one result file per ε (an ε curve)")
+    opts.add_eps(r, curve=True)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--repeats", type=int, default=None,
-                   help="seeds to average for stochastic models (default 3; 1 for deterministic)")
-    r.add_argument("--batch-size", type=int, default=250)
-    r.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    r.add_argument("--data-dir", default=None, help="CIFAR-10 folder (else $QROBENCH_DATA, download, bundled)")
-    r.add_argument("--zoo-dir", default=None, help="zoo folder (else $QROBENCH_ZOO, else model_zoo/)")
+                   help=f"seeds to average for stochastic models (default {STOCHASTIC_REPEATS}; 1 for deterministic)")
+    opts.add_batch_size(r)
+    opts.add_device(r)
+    opts.add_data_dir(r)
+    opts.add_zoo_dir(r)
     r.add_argument("--output", default=None, help="result JSON path (default results/runs/<model>__<time>.json)")
     r.add_argument("--results-dir", default="results/runs", help="folder for the default output path")
     r.add_argument("--surrogate", default=None, help="zoo model the 'transfer' attack crafts on")
     r.add_argument("--eot-iter", type=int, default=None, help="noise draws per gradient for eot-pgd20 (10)")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    opts.add_quiet(r)
     r.set_defaults(func=cmd_run)
 
     mg = sub.add_parser("merge", help="combine result files holding different seeds of one evaluation",
@@ -106,45 +80,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
+    from .data.cifar10 import load_cifar10_test
     from .engine.evaluate import EvalConfig, evaluate
     from .engine.results import default_output_path, write_result
     from .reports.console import format_result_table
     from .zoo.store import Zoo
 
-    eps_list = args.eps if isinstance(args.eps, list) else [args.eps]
-    if len(set(eps_list)) != len(eps_list):
-        raise QrobenchError("--eps lists a value twice")
-    cfg = EvalConfig(attacks=args.attacks, n=args.n, eps=eps_list[0], seed=args.seed,
+    cfg = EvalConfig(attacks=args.attacks, n=args.n, eps=args.eps[0], seed=args.seed,
                      batch_size=args.batch_size, device=args.device, repeats=args.repeats,
                      data_dir=args.data_dir, progress=not args.quiet)
-    for e in eps_list:
-        dataclasses.replace(cfg, eps=e).validate()
-    if args.surrogate:
-        cfg.attack_options.setdefault("transfer", {})["surrogate"] = args.surrogate
+    cfg.validate()
     if args.eot_iter is not None:
         if args.eot_iter <= 0:
             raise QrobenchError(f"--eot-iter must be positive, got {args.eot_iter}")
         cfg.attack_options.setdefault("eot-pgd20", {})["eot_iter"] = args.eot_iter
+    if args.surrogate and "transfer" not in args.attacks:
+        raise QrobenchError("--surrogate only applies to the 'transfer' attack; add it to --attacks")
     out = Path(args.output) if args.output else None
     if out is not None and out.is_dir():
         raise QrobenchError(f"--output {out} is a folder; give a file path such as {out}/result.json")
 
-    from .data.cifar10 import load_cifar10_test
-    from .zoo.factory import load_entry
-
     zoo = Zoo(args.zoo_dir)
-    model, card = load_entry(zoo, args.model)  # registered architecture, or a submitted factory
+    model, card = zoo.load(args.model)  # registered architecture, or a submitted factory
+    for a, o in zoo.attack_options(args.attacks, card.name, args.surrogate).items():
+        cfg.attack_options.setdefault(a, {}).update(o)
     data = load_cifar10_test(args.n, args.data_dir)
     print(f"qrobench {__version__}: {card.name} on {len(data)} CIFAR-10 test points from {data.source}",
           file=sys.stderr)
-    results = [evaluate(model, config=dataclasses.replace(cfg, eps=e), data=data, card=card, zoo=zoo)
-               for e in eps_list]  # every evaluation finishes before anything is written
+    command = opts.command_line(args.argv)
+    results = [evaluate(model, config=dataclasses.replace(cfg, eps=e), data=data, card=card, command=command)
+               for e in args.eps]  # every evaluation finishes before anything is written
     for result in results:
-        result["command"] = "qrobench " + " ".join(shlex.quote(a) for a in args.argv)
-        if len(eps_list) == 1:
+        if len(args.eps) == 1:
             path = out or default_output_path(card.name, args.results_dir)
         else:  # an ε curve: one file per ε, named <stem>__eps<k>-255
-            tag = _eps_tag(result["eps"])
+            tag = eps_tag(result.eps)
             path = out.with_name(f"{out.stem}__eps{tag}{out.suffix}") if out else \
                 default_output_path(f"{card.name}__eps{tag}", args.results_dir)
         path = write_result(result, path)
@@ -161,17 +131,11 @@ def cmd_merge(args) -> int:
     out = Path(args.output)
     if out.is_dir():
         raise QrobenchError(f"--output {out} is a folder; give a file path such as {out}/result.json")
-    result = merge_results(args.files)  # every check passes before anything is written
-    result["command"] = "qrobench " + " ".join(shlex.quote(a) for a in args.argv)
+    result = merge_results(args.files, command=opts.command_line(args.argv))  # checked before writing
     path = write_result(result, out)
     print(format_result_table(result))
-    print(f"{result['repeats']} seeds merged into {path}")
+    print(f"{result.repeats} seeds merged into {path}")
     return 0
-
-
-def _eps_tag(eps: float) -> str:
-    k = eps * 255
-    return f"{round(k):d}-255" if abs(k - round(k)) < 1e-6 else f"{eps:.5f}"
 
 
 def cmd_list(args) -> int:
@@ -201,24 +165,18 @@ def cmd_attacks(args) -> int:
 
     from .attacks import create_attack, list_attacks
 
+    placeholder = nn.Identity()  # settings do not depend on the model; transfer names its surrogate
+    placeholder.card = type("Card", (), {"name": "--surrogate (default res20-fp)"})()
     rows = []
     for name in list_attacks():
-        if name == "transfer":
-            rows.append([name, "black-box", "PGD-20 (α 2/255, random start) crafted on a surrogate zoo model"])
-            continue
-        atk = create_attack(name, nn.Identity())
+        extra = {"surrogate": placeholder} if name == "transfer" else {}
+        atk = create_attack(name, nn.Identity(), **extra)
         s = {k: v for k, v in atk.settings().items() if k not in ("eps", "norm")}
         kind = "white-box" if atk.white_box else "black-box"
-        rows.append([name, kind, ", ".join(f"{k}={_fmt(v)}" for k, v in s.items())])
-    print(tabulate(rows, headers=["attack", "kind", "settings (eps 8/255, L∞ unless --eps)"], tablefmt="github"))
+        rows.append([name, kind, ", ".join(f"{k}={setting_text(v)}" for k, v in s.items())])
+    print(tabulate(rows, headers=["attack", "kind", f"settings (eps {eps_text(LEADERBOARD_EPS)}, L∞ unless --eps)"],
+                   tablefmt="github"))
     return 0
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        k = v * 255
-        return f"{round(k, 2):g}/255" if abs(k - round(k, 1)) < 1e-6 and 0 < k < 64 else f"{v:g}"
-    return v
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,160 @@
-"""The leaderboard's protocol in one place, so that submissions, the leaderboard and the docs agree.
+"""The benchmark's vocabulary in one place: precisions, ε, the leaderboard battery and its rules.
 
-Every leaderboard entry is measured with these settings (PROTOCOL.md section 6); a
-submission cannot choose a weaker battery for itself, only add attacks to it.
+Everything that names a precision, parses or prints an ε, or decides what the leaderboard
+protocol asks for imports it from here, so the engine, the zoo, submissions, checks and
+reports cannot drift apart (docs/protocol.md §3, §4, §6).
 """
 
 from __future__ import annotations
 
+import argparse
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+# ---------------------------------------------------------------------------------------------
+# Precisions (docs/protocol.md §4)
+
+FLOAT_BITS = 32
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A weight precision: its token, the bits a packed weight takes, and the integer codes a
+    deployed layer may hold (sign-magnitude; ternary is packed in 2 bits though log2 3 ≈ 1.58)."""
+
+    token: str
+    bits: int  # bits per stored weight; 32 for float
+    levels: int | None  # the most distinct values a deployed layer may hold; None for float
+
+    @property
+    def is_float(self) -> bool:
+        return self.levels is None
+
+    @property
+    def code_range(self) -> tuple[int, int]:
+        """Smallest and largest integer code of a deployed layer."""
+        if self.is_float:
+            raise ValueError("a float precision has no integer codes")
+        if self.token in ("bnn", "tnn"):
+            return (-1, 1)
+        k = 2 ** (self.bits - 1) - 1
+        return (-k, k)
+
+
+NAMED_PRECISIONS = {
+    "fp": Precision("fp", FLOAT_BITS, None),
+    "4bit": Precision("4bit", 4, 15),
+    "tnn": Precision("tnn", 2, 3),
+    "bnn": Precision("bnn", 1, 2),
+}
+MIXED = "mixed"  # per-layer bit-widths; the model's bits are the size-weighted mean
+# Tokens a zoo name or card may use, widest first (the order plots and tables use).
+PRECISION_TOKENS = ("fp", MIXED, "4bit", "tnn", "bnn")
+_KBIT = re.compile(r"^(\d+)bit$")
+
+
+def precision(token: str) -> Precision:
+    """The precision named ``token``: fp, 4bit, tnn, bnn or any ``<b>bit`` with 2 ≤ b ≤ 8."""
+    if token in NAMED_PRECISIONS:
+        return NAMED_PRECISIONS[token]
+    m = _KBIT.match(token or "")
+    if m and 2 <= int(m.group(1)) <= 8:
+        b = int(m.group(1))
+        return Precision(token, b, 2 ** b - 1)
+    raise ValueError(f"unknown precision {token!r}; valid: {', '.join(NAMED_PRECISIONS)} or <b>bit (2..8)")
+
+
+def is_precision_token(token: str) -> bool:
+    """A token a card may declare: one of ``PRECISION_TOKENS`` or ``<b>bit``."""
+    if token == MIXED:
+        return True
+    try:
+        precision(token)
+    except ValueError:
+        return False
+    return True
+
+
+def precision_for_bits(bits: int) -> str:
+    """The token of a per-layer bit-width (mixed precision): 32 and more is float."""
+    return "fp" if bits >= FLOAT_BITS else f"{int(bits)}bit"
+
+
+def precision_bits(token: str | None) -> float | None:
+    """Bits per weight of a token; None where it depends on the model (``mixed``) or is unknown."""
+    try:
+        return float(precision(token).bits)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# ε: one parser, one formatter (docs/protocol.md §6)
+
 LEADERBOARD_EPS = 8 / 255
+
+
+def parse_eps(text: str) -> float:
+    """A number or a fraction such as ``8/255``, in (0, 1] (pixels are in [0, 1])."""
+    try:
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"ε must be a number or a fraction like 8/255, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"ε must be in (0, 1] (pixels are in [0, 1]; 8/255 ≈ 0.0314), got {text!r}")
+    return value
+
+
+def parse_eps_list(text: str) -> list[float]:
+    """One ε or a comma-separated list (``2/255,4/255,8/255``) for an ε curve, no repeats."""
+    values = [parse_eps(t) for t in str(text).split(",") if t.strip()]
+    if not values:
+        raise ValueError("ε needs a value such as 8/255")
+    if len(set(values)) != len(values):
+        raise ValueError(f"ε list {text!r} names a value twice")
+    return values
+
+
+def eps_arg(text: str) -> float:
+    """``argparse`` type for one ε."""
+    try:
+        return parse_eps(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def eps_list_arg(text: str) -> list[float]:
+    """``argparse`` type for an ε or a list of them."""
+    try:
+        return parse_eps_list(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def eps_text(eps: float) -> str:
+    """ε as people write it: ``8/255`` (a decimal where no small fraction is exact)."""
+    f = Fraction(float(eps)).limit_denominator(1000)
+    return str(f) if abs(float(f) - float(eps)) < 1e-9 else f"{float(eps):g}"
+
+
+def eps_tag(eps: float) -> str:
+    """ε for a file name: ``8-255`` (or the decimal value when it is no whole k/255)."""
+    k = float(eps) * 255
+    return f"{round(k):d}-255" if abs(k - round(k)) < 1e-6 else f"{float(eps):.5f}"
+
+
+def setting_text(value):
+    """An attack setting for people: step sizes and budgets as k/255, the rest as is."""
+    if isinstance(value, float):
+        k = value * 255
+        return f"{round(k, 2):g}/255" if abs(k - round(k, 1)) < 1e-6 and 0 < k < 64 else f"{value:g}"
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The leaderboard protocol (docs/protocol.md §6, §8)
+
 LEADERBOARD_N = 1000  # first N CIFAR-10 test points
 LEADERBOARD_SEED = 0
 
@@ -17,26 +165,23 @@ STOCHASTIC_ATTACK = "eot-pgd20"
 EOT_ATTACKS = ("eot-pgd20", "aa-rand")
 STOCHASTIC_REPEATS = 3
 
-# A near-constant model "survives" every attack without being robust (PROTOCOL.md section 8.4).
+# A near-constant model "survives" every attack without being robust (docs/protocol.md §8.4).
 # 0.20 is twice chance on CIFAR-10's ten classes.
 CLEAN_ACC_FLOOR = 0.20
 
-# Bits per quantized weight as stored (ternary's log2(3) ≈ 1.58 is packed in 2 bits).
-PRECISION_BITS = {"fp": 32, "4bit": 4, "tnn": 2, "bnn": 1}
+
+def default_repeats(stochastic: bool) -> int:
+    """Seeds averaged when the caller does not say: several for a randomised model, else one."""
+    return STOCHASTIC_REPEATS if stochastic else 1
 
 
-def precision_bits(precision: str | None) -> float | None:
-    """Bits per weight of a precision token; None where it depends on the model (``mixed``)."""
-    if precision in PRECISION_BITS:
-        return float(PRECISION_BITS[precision])
-    if precision and precision.endswith("bit") and precision[:-3].isdigit():
-        return float(precision[:-3])
-    return None
+def has_eot(attacks) -> bool:
+    return any(a in EOT_ATTACKS for a in attacks)
 
 
 def battery_for(stochastic: bool, attacks=None) -> list[str]:
     """The leaderboard battery (or ``attacks``), plus EOT for a randomised model."""
     names = list(attacks) if attacks else list(STANDARD_BATTERY)
-    if stochastic and not any(a in EOT_ATTACKS for a in names):
+    if stochastic and not has_eot(names):
         names.append(STOCHASTIC_ATTACK)
     return names

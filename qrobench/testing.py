@@ -12,17 +12,12 @@ fixed seed) and fails with a message that says what was measured against what wa
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from .engine.evaluate import evaluate
+from .engine.results import Result
 from .errors import QrobenchError
+from .protocol import LEADERBOARD_EPS, eps_text
 
 __all__ = ["assert_robust"]
-
-
-def _eps_text(eps: float) -> str:
-    f = Fraction(float(eps)).limit_denominator(1000)
-    return f"{f.numerator}/{f.denominator}" if abs(float(f) - eps) < 1e-9 else f"{eps:g}"
 
 
 def _check_fraction(name: str, v) -> None:
@@ -31,13 +26,13 @@ def _check_fraction(name: str, v) -> None:
         raise QrobenchError(f"{name} is a fraction in [0, 1], got {v!r}{hint}")
 
 
-def assert_robust(model, attack: str = "pgd20", min_acc: float = 0.40, n: int = 200, eps: float = 8 / 255,
+def assert_robust(model, attack: str = "pgd20", min_acc: float = 0.40, n: int = 200, eps: float = LEADERBOARD_EPS,
                   seed: int = 0, *, min_clean_acc: float | None = None, data=None, data_dir=None,
-                  device: str = "cpu", batch_size: int = 250, **options) -> dict:
+                  device: str = "cpu", batch_size: int = 250, **options) -> Result:
     """Fail (AssertionError) unless ``model`` keeps at least ``min_acc`` accuracy under ``attack``.
 
     Accuracies are fractions of the ``n`` points (robust = correct and still correct after the
-    attack). Randomised models are judged on the mean over seeds. Returns the result dict.
+    attack). Randomised models are judged on the mean over seeds. Returns the result record.
     ``options`` are passed to :class:`qrobench.engine.EvalConfig` (e.g. ``repeats``).
     """
     _check_fraction("min_acc", min_acc)
@@ -45,12 +40,12 @@ def assert_robust(model, attack: str = "pgd20", min_acc: float = 0.40, n: int = 
     card = options.pop("card", getattr(model, "card", None))
     r = evaluate(model, attacks=[attack], n=n, seed=seed, eps=eps, data=data, data_dir=data_dir,
                  device=device, batch_size=batch_size, progress=False, card=card, **options)
-    acc, clean = r["robust_acc"][attack], r["clean_acc"]
-    std = r["std"]["robust_acc"][attack]
-    where = (f"n = {r['n']} first CIFAR-10 test points, ε = {_eps_text(eps)} (L∞), seed {seed}"
-             + (f", mean ± std over {r['repeats']} seeds" if r["repeats"] > 1 else ""))
-    measured = f"{100 * acc:.2f} %" + (f" ± {100 * std:.2f}" if r["repeats"] > 1 else "")
-    name = r["model"]
+    acc, clean = r.robust_acc[attack], r.clean_acc
+    std = r.std.robust_acc[attack]
+    where = (f"n = {r.n} first CIFAR-10 test points, ε = {eps_text(eps)} (L∞), seed {seed}"
+             + (f", mean ± std over {r.repeats} seeds" if r.repeats > 1 else ""))
+    measured = f"{100 * acc:.2f} %" + (f" ± {100 * std:.2f}" if r.repeats > 1 else "")
+    name = r.model
     if acc < min_acc:
         raise AssertionError(
             f"{name} is not robust enough: {attack} accuracy {measured} < required {100 * min_acc:.2f} % "

@@ -19,6 +19,7 @@ def test_load_model_and_evaluate_match_the_json(tmp_path, tiny_trained, data_dir
                  "--zoo-dir", str(tmp_path), "--output", str(out), "--quiet"]) == 0
     capsys.readouterr()
     j = json.loads(out.read_text())
-    assert set(r) == set(j)
+    assert set(r.to_dict()) == set(j)  # the API returns the record the CLI writes
     for k in ("model", "card_sha256", "clean_acc", "robust_acc", "worst_case_acc", "sparsity", "size_bytes"):
-        assert r[k] == j[k], k
+        assert r[k] == j[k] == getattr(r, k), k
+    assert r.command.startswith("qrobench.evaluate('res8-fp'") and j["command"].startswith("qrobench run")

@@ -1,5 +1,6 @@
 """``qrobench check`` and ``qrobench.testing.assert_robust``: regressions are caught, no false alarms."""
 
+import dataclasses
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from qrobench.check import CHECK_ATTACKS, CHECK_N, CHECK_SEED, CheckRow, compare
 from qrobench.cli import main
+from qrobench.engine import Result
 from qrobench.errors import QrobenchError
 from qrobench.models import create_model
 from qrobench.testing import assert_robust
@@ -40,8 +42,9 @@ def _baseline(capsys, zoo, results, data_dir):
 def test_unchanged_model_passes_and_a_swapped_checkpoint_fails(zoo, tmp_path, data_dir, capsys):
     results = tmp_path / "results"
     base = _baseline(capsys, zoo, results, data_dir)
-    assert base["check_protocol"] == {"n": 40, "eps": pytest.approx(2 / 255), "seed": 0,
-                                      "attacks": ["fgsm", "pgd20"], "repeats": 1}
+    assert base["protocol"] == {"name": "check", "n": 40, "eps": pytest.approx(2 / 255), "seed": 0,
+                                "attacks": ["fgsm", "pgd20"], "repeats": 1}
+    assert base["command"].startswith("qrobench check ") and "--update" in base["command"]  # what wrote it
     assert base["robust_acc"]["pgd20"] >= 0.1  # there is robustness to lose
 
     code, out, _ = _check(capsys, zoo, results, data_dir)
@@ -78,9 +81,10 @@ def test_check_errors_exit_2_in_one_line(zoo, tmp_path, data_dir, capsys):
 
 
 def test_compare_flags_only_drops_beyond_tolerance():
-    stored = {"model": "m", "card_sha256": "a", "clean_acc": 0.50, "robust_acc": {"pgd20": 0.30, "fgsm": 0.4},
-              "worst_case_acc": 0.30}
-    measured = {**stored, "clean_acc": 0.49, "robust_acc": {"pgd20": 0.25, "fgsm": 0.45}, "worst_case_acc": 0.25}
+    stored = Result(model="m", card_sha256="a", clean_acc=0.50, robust_acc={"pgd20": 0.30, "fgsm": 0.4},
+                    worst_case_acc=0.30)
+    measured = dataclasses.replace(stored, clean_acc=0.49, robust_acc={"pgd20": 0.25, "fgsm": 0.45},
+                                   worst_case_acc=0.25)
     rows = {r.metric: r for r in compare(stored, measured, tolerance_pp=2.0)}
     assert rows["clean"].status == "ok"  # -1 pp
     assert rows["pgd20"].status == "REGRESSED" and rows["pgd20"].delta_pp == pytest.approx(-5)
@@ -94,7 +98,7 @@ def test_default_protocol_is_fixed():
 
 def test_assert_robust_passes_and_fails_readably(tiny_trained, test_points):
     r = assert_robust(tiny_trained, attack="pgd20", min_acc=0.05, n=40, eps=2 / 255, data=test_points)
-    assert r["robust_acc"]["pgd20"] >= 0.05
+    assert r.robust_acc["pgd20"] >= 0.05
     with pytest.raises(AssertionError) as e:
         assert_robust(tiny_trained, attack="pgd20", min_acc=0.90, n=40, eps=2 / 255, data=test_points)
     msg = str(e.value)

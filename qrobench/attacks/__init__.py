@@ -2,7 +2,6 @@
 
 from . import autoattack, cw, cw_paper, fgsm, pgd, square, transfer  # noqa: F401  (registration)
 from .base import (
-    DEFAULT_EPS,
     Attack,
     check_attack_names,
     create_attack,
@@ -12,6 +11,6 @@ from .base import (
 )
 
 __all__ = [
-    "DEFAULT_EPS", "Attack", "check_attack_names", "create_attack", "list_attacks", "margin_loss",
+    "Attack", "check_attack_names", "create_attack", "list_attacks", "margin_loss",
     "register_attack",
 ]

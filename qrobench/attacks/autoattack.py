@@ -1,8 +1,16 @@
-"""AutoAttack's attacks from the official code (PyPI ``pyautoattack``), with its standard settings.
+"""AutoAttack's attacks, run from the official code (PyPI ``pyautoattack``) with its settings.
 
-``apgd-ce``, ``apgd-t`` and ``fab-t`` run alone; ``aa`` is the standard cascade
-(APGD-CE → APGD-T → FAB-T → Square) and ``aa-rand`` the version for randomised models
-(APGD-CE and APGD-DLR with 20 EOT iterations).
+Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+parameter-free attacks", ICML 2020 (arXiv 2003.01690): APGD and the AutoAttack cascade.
+FAB-T: Croce & Hein, "Minimally distorted Adversarial Examples with a Fast Adaptive Boundary
+Attack", ICML 2020 (arXiv 1907.02044). Square lives in square.py. ``apgd-ce``, ``apgd-t``
+and ``fab-t`` run alone; ``aa`` is the standard cascade (APGD-CE → APGD-T → FAB-T → Square)
+and ``aa-rand`` the version for randomised models (APGD-CE and APGD-DLR with 20 EOT
+iterations); docs/protocol.md §6.2.
+
+Each call seeds pyautoattack with an integer drawn from the batch's ``generator`` (the
+attack's ``seed`` when there is none), so batches differ and a run repeats. Every attack
+returns x_adv holding the adversarial example where one was found, the clean input elsewhere.
 """
 
 from __future__ import annotations
@@ -41,6 +49,18 @@ class _AutoAttackPart(Attack):
 
 @register_attack("apgd-ce")
 class APGDCE(_AutoAttackPart):
+    """``apgd-ce``: APGD on the cross-entropy loss (Croce & Hein, ICML 2020, arXiv 2003.01690).
+
+    Settings: ``pyautoattack.APGDAttack``, L∞, CE loss, 100 iterations, 1 restart,
+    ρ = 0.75 (the step-size halving threshold), eot_iter 1. Returns x_adv: the adversarial
+    example where found, else the clean input.
+
+    Example::
+
+        atk = create_attack("apgd-ce", model, eps=8/255, device="cuda")
+        x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    """
+
     n_iter, n_restarts, rho, eot_iter = 100, 1, 0.75, 1
 
     def settings(self):
@@ -59,6 +79,18 @@ class APGDCE(_AutoAttackPart):
 
 @register_attack("apgd-t")
 class APGDT(_AutoAttackPart):
+    """``apgd-t``: targeted APGD, targeted DLR loss (Croce & Hein, ICML 2020, arXiv 2003.01690).
+
+    Settings: ``pyautoattack.APGDAttack_targeted``, L∞, 100 iterations, 1 restart per
+    target, the 9 most likely other classes (n_target_classes = 9) tried as targets in turn.
+    Returns x_adv: the adversarial example where found, else the clean input.
+
+    Example::
+
+        atk = create_attack("apgd-t", model, eps=8/255, device="cuda")
+        x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    """
+
     n_iter, n_restarts, n_target_classes = 100, 1, 9
 
     def settings(self):
@@ -78,6 +110,19 @@ class APGDT(_AutoAttackPart):
 
 @register_attack("fab-t")
 class FABT(_AutoAttackPart):
+    """``fab-t``: targeted FAB (Croce & Hein, ICML 2020, arXiv 1907.02044).
+
+    "Minimally distorted Adversarial Examples with a Fast Adaptive Boundary Attack": it seeks
+    the smallest perturbation that crosses the decision boundary. Settings:
+    ``pyautoattack.FABAttack_PT``, L∞, targeted, 100 iterations, 1 restart, 9 target
+    classes. Returns x_adv: the example where one within ε was found, else the clean input.
+
+    Example::
+
+        atk = create_attack("fab-t", model, eps=8/255, device="cuda")
+        x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    """
+
     n_iter, n_restarts, n_target_classes = 100, 1, 9
 
     def settings(self):
@@ -116,9 +161,37 @@ class _AutoAttackCascade(_AutoAttackPart):
 
 @register_attack("aa")
 class AutoAttackStandard(_AutoAttackCascade):
+    """``aa``: standard AutoAttack (Croce & Hein, ICML 2020, arXiv 2003.01690).
+
+    Settings: ``pyautoattack.AutoAttack``, version "standard", L∞: the cascade APGD-CE →
+    APGD-T (9 targets) → FAB-T (9 targets) → Square (5,000 queries), each run on the points
+    the earlier ones left robust (one ``run_standard_evaluation`` over the batch). Its number
+    is the cascade's, unlike the engine's per-attack numbers (docs/protocol.md §6.3).
+    Returns x_adv: the adversarial example where found, else the clean input.
+
+    Example::
+
+        atk = create_attack("aa", model, eps=8/255, device="cuda")
+        x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    """
+
     version = "standard"
 
 
 @register_attack("aa-rand")
 class AutoAttackRand(_AutoAttackCascade):
+    """``aa-rand``: AutoAttack for randomised models (Croce & Hein, ICML 2020, arXiv 2003.01690).
+
+    Settings: ``pyautoattack.AutoAttack``, version "rand", L∞: APGD-CE then APGD-DLR, 1
+    restart, each gradient averaged over 20 EOT iterations (fresh model noise per pass). With
+    ``eot-pgd20`` it is one of the EOT attacks that clear the ``no-eot`` flag
+    (docs/protocol.md §6.4). Returns x_adv: the adversarial example where found, else the
+    clean input.
+
+    Example::
+
+        atk = create_attack("aa-rand", model, eps=8/255, device="cuda")
+        x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    """
+
     version = "rand"

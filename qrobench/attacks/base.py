@@ -1,4 +1,18 @@
-"""Attack base class and registry: one attack per file, registered by name with one decorator."""
+"""Attack base class and registry: one attack per file, registered by name with one decorator.
+
+``@register_attack(name, **defaults)`` files an ``Attack`` subclass under ``name`` with the
+settings that define it (``pgd20``, ``ifgsm20`` and ``eot-pgd20`` are one class, ``PGD``,
+with three sets of defaults); ``create_attack(name, model, **kwargs)`` builds it, keyword
+arguments overriding the defaults. The module also holds the two losses the gradient
+attacks share: ``"ce"`` (cross-entropy) and ``"margin"`` (C&W margin, max other logit −
+true logit). The registered battery is listed in docs/protocol.md §6.2.
+
+Example::
+
+    atk = create_attack("pgd20", model, eps=8/255, device="cuda")
+    x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    atk.settings()  # {'eps': 0.0313..., 'norm': 'Linf', 'steps': 20, ...}
+"""
 
 from __future__ import annotations
 
@@ -9,21 +23,33 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UnknownNameError
-
-DEFAULT_EPS = 8 / 255
+from ..protocol import LEADERBOARD_EPS
 
 
 class Attack:
-    """An L∞ attack with its settings fixed at construction; ``perturb`` returns x_adv.
+    """An L∞ attack with its settings fixed at construction; ``perturb(x, y)`` returns x_adv.
 
-    Randomness (random starts, Square's proposals) comes from ``generator`` so that the
-    engine can make every batch repeatable.
+    Arguments: ``model``, ``eps`` (L∞ radius in [0, 1] pixel units; 8/255, the leaderboard's,
+    by default), ``device``, ``seed`` (used only where an integer seed is needed and no
+    generator is given) and the subclass's own settings; unknown keywords raise TypeError.
+    x_adv must lie in the ε-ball around x and in [0, 1] (checked by the engine, §6.1).
+
+    ``generator``: a ``torch.Generator``, the attack's only source of randomness (PGD's
+    random start, Square's proposals, AutoAttack's seeds, a randomised surrogate's noise).
+    The engine seeds one per batch from (run seed, attack index, batch index)
+    (docs/protocol.md §6.3), so batches differ and a run repeats bit for bit; deterministic
+    attacks ignore it, and ``None`` falls back to torch's global RNG or to ``seed``.
+
+    ``settings()``: a dict of everything that defines the attack (``eps`` and ``norm`` here,
+    each subclass adds its own), written into every result (§9) and compared when runs are
+    merged. ``white_box`` is False for attacks that use no gradient of the target;
+    ``diagnostics`` holds per-call measurements such as ``zero_grad_frac``.
     """
 
     name = "attack"
     white_box = True
 
-    def __init__(self, model: nn.Module, eps: float = DEFAULT_EPS, device: str | torch.device = "cpu",
+    def __init__(self, model: nn.Module, eps: float = LEADERBOARD_EPS, device: str | torch.device = "cpu",
                  seed: int = 0, **kwargs):
         self.model = model
         self.eps = float(eps)

@@ -1,4 +1,20 @@
-"""C&W-L∞: PGD on the Carlini-Wagner margin loss (max other logit − true logit)."""
+"""C&W-L∞: L∞ PGD on the Carlini-Wagner margin loss (Carlini & Wagner, IEEE S&P 2017).
+
+"Towards Evaluating the Robustness of Neural Networks" (arXiv 1608.04644). Not C&W's own
+optimisation (Adam on a distance-plus-penalty objective) but their margin loss, max other
+logit − true logit, driven by L∞ PGD as in Madry et al.'s evaluation (arXiv 1706.06083):
+the "CW-L∞" of the robustness literature. For the papers' own, weaker C&W see ``cw-paper``.
+
+Settings: 30 steps, α = 0.8/255, no random start, margin loss, eot_iter 1, first-success
+return (docs/protocol.md §6.2); in the standard leaderboard battery. Deterministic: draws
+nothing from ``generator``. Returns x_adv, per point the first misclassified iterate, else
+the last.
+
+Example::
+
+    atk = create_attack("cw", model, eps=8/255)
+    x_adv = atk(x, y)
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,20 @@
-"""The papers' C&W variant (PROTOCOL.md section 6, from the authors' evaluation code).
+"""``cw-paper``: the EnResNet / quantization papers' own C&W evaluation (a paper protocol).
 
-Adam (lr 6e-4, 50 iterations) on ‖x′ − x‖² + c·max(Z_true − Z_t, 0) with t the runner-up
-class, then x_adv = x + 0.031·(x* − x). Much weaker than real C&W; it exists only so that
-measured numbers can be set beside the published ones.
+Named after Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks" (IEEE
+S&P 2017, arXiv 1608.04644), but reimplemented from the authors' evaluation code
+(docs/protocol.md §6.2) and much weaker than real C&W: it exists only so that measured
+numbers can be set beside the published ones (Wang et al., EnResNet, NeurIPS 2019; Li, Wang
+& Xin, arXiv 2008.13305). Never use it as evidence of robustness; use ``cw``.
+
+Settings: Adam (lr 6e-4, 50 iterations) on ‖x′ − x‖² + c·max(Z_true − Z_t, 0), c = 10, t the
+runner-up class on the clean input, x′ clipped to [0, 1] after each step; then
+x_adv = x + 0.031·(x* − x), projected onto the ε-ball and [0, 1]. Deterministic: draws
+nothing from ``generator``. Returns that x_adv for every point, successful or not.
+
+Example::
+
+    atk = create_attack("cw-paper", model, eps=8/255)
+    x_adv = atk(x, y)
 """
 
 from __future__ import annotations

@@ -1,4 +1,19 @@
-"""FGSM: one signed gradient step of size ε (Goodfellow et al., 2015)."""
+"""FGSM: one signed gradient step of size ε (Goodfellow, Shlens & Szegedy, ICLR 2015).
+
+"Explaining and Harnessing Adversarial Examples" (arXiv 1412.6572). The weakest white-box
+attack of the battery, kept because it is cheap and in the papers' tables; it is in the
+standard leaderboard battery (docs/protocol.md §6.2, §6.6).
+
+Settings: 1 step, step size = ε, CE loss, no random start. Deterministic: draws nothing from
+``generator``. Returns x_adv = clip(x + ε·sign(∇ₓ CE), ε-ball, [0, 1]) for every point,
+successful or not; ``diagnostics["zero_grad_frac"]`` is the fraction of points whose
+gradient is all zero or non-finite.
+
+Example::
+
+    atk = create_attack("fgsm", model, eps=8/255)
+    x_adv = atk(x, y)
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,20 @@
-"""L∞ PGD (Madry et al., 2018) and the configurations built on it.
+"""L∞ PGD (Madry, Makelov, Schmidt, Tsipras & Vladu, ICLR 2018) and its configurations.
 
-Returns, per point, the first iterate that the model misclassified (or the last one), so
-that a success found mid-way is never lost by a later step.
+"Towards Deep Learning Models Resistant to Adversarial Attacks" (arXiv 1706.06083): signed
+gradient steps of size α, each projected back onto the ε-ball and [0, 1]. Registered here
+(docs/protocol.md §6.2): ``pgd20`` (20 steps, α = 2/255, uniform random start, CE loss),
+``ifgsm20`` (the papers' I-FGSM-20: α = 1/255, no random start) and ``eot-pgd20``
+(``pgd20`` with EOT over 10 noise draws); ``cw`` and ``transfer`` build on the same class.
+
+Returns: with ``returns="first-success"`` (the default) x_adv holds, per point, the first
+iterate the model misclassified, else the last, so that a success found mid-way is never
+lost by a later step; ``returns="last"`` is textbook PGD (the last iterate, no
+bookkeeping), which adversarial training uses.
+
+Example::
+
+    atk = create_attack("pgd20", model, eps=8/255)
+    x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
 """
 
 from __future__ import annotations
@@ -11,28 +24,56 @@ import torch
 from .base import LOSSES, Attack, register_attack
 from .gradient import input_gradient, project, zero_grad_fraction
 
+RETURNS = ("first-success", "last")
+RETURNS_TEXT = {"first-success": "first misclassified iterate, else last", "last": "last iterate"}
+
 
 class PGD(Attack):
+    """L∞ PGD with every setting open; not registered itself (its defaults are ``pgd20``'s).
+
+    Settings: ``steps`` (20), ``step_size`` α (2/255), ``random_start`` (True: uniform in
+    the ε-ball), ``loss`` (``"ce"`` or ``"margin"``), ``eot_iter`` (1: gradients averaged
+    over that many forward passes) and ``returns`` (``"first-success"`` or ``"last"``); all
+    are recorded by ``settings()``. The random start is drawn from ``generator`` on the
+    generator's own device (a CPU generator serves a CUDA batch), from torch's global RNG
+    when there is none. In first-success mode ``diagnostics["zero_grad_frac"]`` is the
+    fraction of points whose first-step gradient is all zero or non-finite.
+
+    Example::
+
+        atk = PGD(model, steps=10, step_size=2/255, eps=8/255, returns="last")  # training
+        x_adv = atk(x, y)
+    """
+
     def __init__(self, model, steps: int = 20, step_size: float = 2 / 255, random_start: bool = True,
-                 loss: str = "ce", eot_iter: int = 1, **kwargs):
+                 loss: str = "ce", eot_iter: int = 1, returns: str = "first-success", **kwargs):
         super().__init__(model, **kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}")
+        if returns not in RETURNS:
+            raise ValueError(f"returns must be one of {RETURNS}")
         self.steps, self.step_size = int(steps), float(step_size)
         self.random_start, self.loss, self.eot_iter = bool(random_start), loss, int(eot_iter)
+        self.returns = returns
 
     def settings(self):
         return {**super().settings(), "steps": self.steps, "step_size": self.step_size,
                 "random_start": self.random_start, "loss": self.loss, "eot_iter": self.eot_iter,
-                "returns": "first misclassified iterate, else last"}
+                "returns": RETURNS_TEXT[self.returns]}
 
     def perturb(self, x, y, generator=None):
         loss_fn = LOSSES[self.loss]
         x = x.detach()
         x_adv = x.clone()
-        if self.random_start:
-            u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if self.random_start:  # drawn where the generator lives (the trainer's is on the CPU)
+            dev = generator.device if generator is not None else x.device
+            u = torch.rand(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
             x_adv = project(x + (2 * u - 1) * self.eps, x, self.eps)
+        if self.returns == "last":  # training: the final iterate, no bookkeeping
+            for _ in range(self.steps):
+                g, _ = input_gradient(self.model, x_adv, y, loss_fn, self.eot_iter)
+                x_adv = project(x_adv + self.step_size * torch.sign(g), x, self.eps).detach()
+            return x_adv
         best = x_adv.clone()
         found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for step in range(self.steps):
@@ -49,14 +90,52 @@ class PGD(Attack):
 
 @register_attack("pgd20", steps=20, step_size=2 / 255, random_start=True, loss="ce")
 class PGD20(PGD):
-    pass
+    """``pgd20``: Madry et al.'s PGD (arXiv 1706.06083) as qrobench's main gradient attack.
+
+    Settings: 20 steps, α = 2/255, uniform random start in the ε-ball (from ``generator``),
+    CE loss, eot_iter 1, first-success return (docs/protocol.md §6.2). In the standard
+    leaderboard battery and the CI check (``qrobench check``). Returns x_adv, per point the
+    first misclassified iterate, else the last.
+
+    Example::
+
+        atk = create_attack("pgd20", model, eps=8/255)
+        x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    """
 
 
 @register_attack("ifgsm20", steps=20, step_size=1 / 255, random_start=False, loss="ce")
 class IFGSM20(PGD):
-    """The papers' I-FGSM-20 protocol: PGD without random start, α = 1/255."""
+    """``ifgsm20``: the EnResNet papers' I-FGSM-20, a paper protocol (docs/protocol.md §6.2).
+
+    I-FGSM is the basic iterative method of Kurakin, Goodfellow & Bengio, "Adversarial
+    examples in the physical world" (arXiv 1607.02533): PGD without random start. Settings:
+    20 steps, α = 1/255, no random start, CE loss, eot_iter 1, first-success return.
+    Deterministic: draws nothing from ``generator``. Kept so that measured numbers can be set
+    beside the published ones; weaker than ``pgd20``. Returns x_adv, per point the first
+    misclassified iterate, else the last.
+
+    Example::
+
+        atk = create_attack("ifgsm20", model, eps=8/255)
+        x_adv = atk(x, y)
+    """
 
 
 @register_attack("eot-pgd20", steps=20, step_size=2 / 255, random_start=True, loss="ce", eot_iter=10)
 class EOTPGD20(PGD):
-    """PGD-20 whose gradient is averaged over k noise draws (for randomised models)."""
+    """``eot-pgd20``: ``pgd20`` with Expectation over Transformation, for randomised models.
+
+    EOT: Athalye, Engstrom, Ilyas & Kwok, "Synthesizing Robust Adversarial Examples", ICML
+    2018 (arXiv 1707.07397), and against randomised defences Athalye, Carlini & Wagner,
+    "Obfuscated Gradients Give a False Sense of Security", ICML 2018 (arXiv 1802.00420).
+    Settings: as ``pgd20`` (20 steps, α = 2/255, random start, CE loss, first-success), but
+    each step's gradient is the mean over ``eot_iter`` = 10 forward passes, each with its own
+    noise draw; change k with ``--eot-iter`` or ``attack_options={"eot-pgd20": {"eot_iter":
+    k}}`` (docs/protocol.md §6.2, §6.4). Returns x_adv as ``pgd20`` does.
+
+    Example::
+
+        atk = create_attack("eot-pgd20", model, eps=8/255, eot_iter=10)
+        x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
+    """

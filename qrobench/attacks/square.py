@@ -1,7 +1,19 @@
-"""Square Attack (Andriushchenko et al., 2020): gradient-free, 5,000 queries, from pyautoattack.
+"""Square Attack: gradient-free random search (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020).
 
-The black-box check beside the white-box attacks: it cannot be fooled by zero or
-obfuscated gradients.
+"Square Attack: a query-efficient black-box adversarial attack via random search" (arXiv
+1912.00049), run from the official code (``pyautoattack.SquareAttack``). The black-box check
+beside the white-box attacks: it cannot be fooled by zero or obfuscated gradients
+(docs/protocol.md §8.3); in the standard leaderboard battery (§6.2, §6.6).
+
+Settings: L∞, 5,000 queries, p_init 0.8 with the schedule of p not rescaled to the budget
+(``resc_schedule=False``, as inside AutoAttack), 1 restart, margin loss. Its random
+proposals are seeded with an integer drawn from ``generator`` (the attack's ``seed`` when
+there is none). Returns x_adv: the adversarial example where found, else the clean input.
+
+Example::
+
+    atk = create_attack("square", model, eps=8/255)
+    x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
 """
 
 from __future__ import annotations

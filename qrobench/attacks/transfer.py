@@ -1,7 +1,20 @@
 """Transfer attack: PGD-20 examples crafted on a surrogate model, scored on the target.
 
-A randomised surrogate (an EnResNet) draws its noise from the attack's generator, so a
-transfer result is repeatable like every other attack's.
+Papernot, McDaniel & Goodfellow, "Transferability in Machine Learning: from Phenomena to
+Black-Box Attacks using Adversarial Samples" (arXiv 1605.07277). A black-box check beside
+the white-box attacks: a model whose own gradients are masked is still hit by examples
+crafted on an ordinary surrogate (docs/protocol.md §8.3).
+
+Settings: PGD-20 on the surrogate (α = 2/255, uniform random start, CE loss), L∞ ε.
+The attack is handed a surrogate *model*; picking one from the zoo is the caller's job
+(``Zoo.attack_options``; ``qrobench run --surrogate NAME``). A randomised surrogate (an
+EnResNet) draws its noise from the attack's generator, so a transfer result repeats like
+every other attack's.
+
+Example::
+
+    atk = create_attack("transfer", target, eps=8/255, surrogate=surrogate_model)
+    x_adv = atk(x, y, generator=torch.Generator().manual_seed(0))
 """
 
 from __future__ import annotations
@@ -9,37 +22,24 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import QrobenchError
 from ..models.noise import is_stochastic, noise_seed
 from .base import Attack, register_attack
 from .pgd import PGD
-
-SURROGATE_PREFERENCE = ("res20-fp", "enres20-fp")
 
 
 @register_attack("transfer")
 class Transfer(Attack):
     white_box = False
 
-    def __init__(self, model, surrogate: nn.Module | str | None = None, zoo=None,
-                 target_name: str | None = None, **kwargs):
+    def __init__(self, model, surrogate: nn.Module | None = None, **kwargs):
         super().__init__(model, **kwargs)
-        if zoo is None and not isinstance(surrogate, nn.Module):
-            from ..zoo.store import Zoo
-
-            zoo = Zoo()
-        if surrogate is None:
-            choices = [s for s in SURROGATE_PREFERENCE if s != target_name and s in zoo.names()]
-            if not choices:
-                from ..errors import QrobenchError
-
-                raise QrobenchError("the transfer attack needs a surrogate model: none of "
-                                    f"{', '.join(SURROGATE_PREFERENCE)} is in the zoo; pass --surrogate NAME")
-            surrogate = choices[0]
-        if isinstance(surrogate, str):
-            self.surrogate_name = surrogate
-            surrogate, _ = zoo.load(surrogate)
-        else:
-            self.surrogate_name = getattr(getattr(surrogate, "card", None), "name", type(surrogate).__name__)
+        if not isinstance(surrogate, nn.Module):
+            raise QrobenchError("the transfer attack needs a surrogate model: pass "
+                                "attack_options={'transfer': {'surrogate': model}} (Zoo.attack_options "
+                                "picks one from the zoo), or --surrogate NAME on the command line")
+        card = getattr(surrogate, "card", None)
+        self.surrogate_name = getattr(card, "name", None) or type(surrogate).__name__
         self.surrogate = surrogate.to(self.device).eval()
         self.surrogate.requires_grad_(False)
         self._surrogate_stochastic = is_stochastic(self.surrogate)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -19,25 +18,33 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..attacks.base import DEFAULT_EPS, check_attack_names, create_attack
+from ..attacks.base import check_attack_names, create_attack
 from ..data.cifar10 import EvalData, load_cifar10_test
 from ..errors import QrobenchError
 from ..models.noise import is_stochastic, noise_seed
+from ..protocol import LEADERBOARD_EPS, default_repeats, has_eot
 from ..quant.measure import measure_weights
-from .results import RESULT_SCHEMA
-
-LOW_CLEAN_ACC = 0.2  # below this a result is flagged: robust numbers of a broken model mean little
+from .results import Result, SeedResult
+from .seeding import (
+    ATTACK_GENERATOR,
+    ATTACK_NOISE,
+    CLEAN,
+    SCORE_NOISE,
+    batch_seed,
+    generator,
+    predict,
+)
 
 
 @dataclass
 class EvalConfig:
     attacks: list[str] = field(default_factory=lambda: ["pgd20"])
     n: int = 1000
-    eps: float = DEFAULT_EPS
+    eps: float = LEADERBOARD_EPS
     seed: int = 0
     batch_size: int = 250
     device: str = "auto"
-    repeats: int | None = None  # None: 1 for deterministic models, 3 for stochastic ones
+    repeats: int | None = None  # None: protocol.default_repeats (1, or 3 for stochastic models)
     data_dir: str | None = None
     progress: bool = True
     attack_options: dict = field(default_factory=dict)  # per-attack extra kwargs
@@ -72,10 +79,6 @@ def _mf(cfg: EvalConfig) -> torch.memory_format:
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
-def _batch_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
 @contextlib.contextmanager
 def full_fp32():
     """Turn TF32 off for the evaluation and restore the caller's setting afterwards.
@@ -103,15 +106,6 @@ def full_fp32():
             k.fp32_precision = v
 
 
-@torch.inference_mode()
-def _predict(model: nn.Module, x: torch.Tensor, bs: int, device, seed_parts, mf) -> torch.Tensor:
-    preds = []
-    for b, i in enumerate(range(0, len(x), bs)):
-        with noise_seed(model, _batch_seed(*seed_parts, b), device):
-            preds.append(model(x[i:i + bs].to(device, memory_format=mf)).argmax(1).cpu())
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
-
-
 def _versions() -> dict:
     try:
         import pyautoattack
@@ -129,11 +123,11 @@ def _fraction(mask: torch.Tensor) -> float:
     return int(mask.sum()) / len(mask)
 
 
-def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags):
+def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags) -> SeedResult:
     seed = cfg.seed + repeat
     n = len(data)
     t0 = time.perf_counter()
-    clean_pred = _predict(model, data.x, cfg.batch_size, device, (seed, 0, 0), _mf(cfg))
+    clean_pred = predict(model, data.x, cfg.batch_size, device, (seed, CLEAN, 0), _mf(cfg))
     correct = clean_pred == data.y
     clean_time = time.perf_counter() - t0
     robust, times, zero_grad = {}, {}, {}
@@ -147,9 +141,8 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
         for b, i in enumerate(range(0, len(idx_correct), cfg.batch_size)):
             idx = idx_correct[i:i + cfg.batch_size]
             xb, yb = data.x[idx].to(device, memory_format=_mf(cfg)), data.y[idx].to(device)
-            gen = torch.Generator(device=device)
-            gen.manual_seed(_batch_seed(seed, k, b, 1))
-            with noise_seed(model, _batch_seed(seed, k, b, 2), device):
+            gen = generator(device, seed, k, b, ATTACK_GENERATOR)
+            with noise_seed(model, batch_seed(seed, k, b, ATTACK_NOISE), device):
                 x_adv = atk.perturb(xb, yb, generator=gen)
             if "zero_grad_frac" in atk.diagnostics:
                 zg.append(atk.diagnostics["zero_grad_frac"])
@@ -157,7 +150,7 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
             if dist.max() > cfg.eps + 1e-5 or x_adv.min() < 0 or x_adv.max() > 1:
                 raise RuntimeError(f"attack {name} left the ε-ball or the image range "
                                    f"(max |δ| = {float(dist.max()):.5f}); this is a bug in the attack")
-            with torch.inference_mode(), noise_seed(model, _batch_seed(seed, k, b, 3), device):
+            with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
                 survived[idx] = (model(x_adv).argmax(1) == yb).cpu()
             bar.update(len(idx))
         bar.close()
@@ -170,46 +163,23 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
     worst = correct.clone()
     for s in robust.values():
         worst &= s
-    return {
-        "seed": seed,
-        "clean_acc": _fraction(correct),
-        "robust_acc": {k: _fraction(v) for k, v in robust.items()},
-        "worst_case_acc": _fraction(worst),
-        "wall_time_s": times,
-        "clean_time_s": clean_time,
-        "zero_grad_frac": zero_grad,
-        "robust_mask": worst,
-    }
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return float(statistics.fmean(values)), float(statistics.stdev(values)) if len(values) > 1 else 0.0
-
-
-def aggregate_seeds(runs: list[dict], attacks) -> dict:
-    """Mean ± std over per-seed results; shared with ``merge_results`` so that seeds measured in
-    separate runs combine into exactly the numbers of one multi-seed run."""
-    clean, clean_std = _mean_std([r["clean_acc"] for r in runs])
-    worst, worst_std = _mean_std([r["worst_case_acc"] for r in runs])
-    robust, robust_std = {}, {}
-    for a in attacks:
-        robust[a], robust_std[a] = _mean_std([r["robust_acc"][a] for r in runs])
-    return {
-        "clean_acc": clean,
-        "robust_acc": robust,
-        "worst_case_acc": worst,
-        "std": {"clean_acc": clean_std, "robust_acc": robust_std, "worst_case_acc": worst_std},
-        "wall_time_s": {a: _mean_std([r["wall_time_s"][a] for r in runs])[0] for a in attacks},
-        "clean_time_s": _mean_std([r["clean_time_s"] for r in runs])[0],
-        "zero_grad_frac": {a: _mean_std([r["zero_grad_frac"].get(a, 0.0) for r in runs])[0]
-                           for a in attacks if any(a in r["zero_grad_frac"] for r in runs)},
-    }
+    return SeedResult(seed=seed, clean_acc=_fraction(correct),
+                      robust_acc={k: _fraction(v) for k, v in robust.items()},
+                      worst_case_acc=_fraction(worst), wall_time_s=times, clean_time_s=clean_time,
+                      zero_grad_frac=zero_grad)
 
 
 def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0, *,
              config: EvalConfig | None = None, data: EvalData | None = None, card=None,
-             zoo=None, **kwargs) -> dict:
-    """Run the battery on the first ``n`` test points; returns the result dict (as in the JSON)."""
+             command: str | None = None, protocol: dict | None = None, flags=(),
+             submission: dict | None = None, **kwargs) -> Result:
+    """Run the battery on the first ``n`` test points and return the complete result record.
+
+    ``command`` is the command line (or call) that asked for the run and ``protocol`` a named
+    protocol it follows (e.g. qrobench check's); both are stored as given. ``flags`` and
+    ``submission`` are added by callers that know more about the model (``qrobench submit``).
+    The ``transfer`` attack needs its surrogate model in ``attack_options["transfer"]``.
+    """
     cfg = config or EvalConfig(attacks=list(attacks), n=n, seed=seed, **kwargs)
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -223,76 +193,60 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     model = model.to(device, memory_format=_mf(cfg)).eval()
     model.requires_grad_(False)
     stochastic = is_stochastic(model) if cfg.stochastic is None else bool(cfg.stochastic)
-    repeats = cfg.repeats if cfg.repeats is not None else (3 if stochastic else 1)
+    repeats = cfg.repeats if cfg.repeats is not None else default_repeats(stochastic)
     name = getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
 
-    built = {}
-    for a in cfg.attacks:
-        opts = dict(cfg.attack_options.get(a, {}))
-        if a == "transfer":
-            opts.setdefault("zoo", zoo)
-            opts.setdefault("target_name", name)
-        built[a] = create_attack(a, model, eps=cfg.eps, device=device, seed=cfg.seed, **opts)
+    built = {a: create_attack(a, model, eps=cfg.eps, device=device, seed=cfg.seed,
+                              **cfg.attack_options.get(a, {}))
+             for a in cfg.attacks}
 
-    flags: set[str] = set()
+    run_flags: set[str] = set(flags)
     if stochastic:
-        flags.add("stochastic")
-        if not any(a in ("eot-pgd20", "aa-rand") for a in cfg.attacks):
-            flags.add("no-eot")
+        run_flags.add("stochastic")
+        if not has_eot(cfg.attacks):
+            run_flags.add("no-eot")
     t_start = time.perf_counter()
     with full_fp32():
-        runs = [_run_once(model, data, cfg, device, r, built, flags) for r in range(repeats)]
+        runs = [_run_once(model, data, cfg, device, r, built, run_flags) for r in range(repeats)]
     total = time.perf_counter() - t_start
     model.to(memory_format=torch.contiguous_format)
 
-    summary = aggregate_seeds(runs, cfg.attacks)
-    if summary["clean_acc"] < LOW_CLEAN_ACC:
-        flags.add("low-clean-accuracy")
     stats = measure_weights(model)  # = quant_stats for qrobench models; every Conv2d for others
     arch_cfg = getattr(model, "arch_config", None)
-    result = {
-        "schema": RESULT_SCHEMA,
-        "model": name,
-        "card_sha256": getattr(card, "sha256", None),
-        "architecture": getattr(card, "architecture", getattr(model, "arch_name", type(model).__name__)),
-        "ensemble": getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
-        "precision": getattr(card, "precision", getattr(arch_cfg, "precision", stats.precision)),
-        "recipe": getattr(card, "recipe", None),
-        "dataset": "cifar10",
-        "split": "test",
-        "n": len(data),
-        "first_index": 0,
-        "eps": cfg.eps,
-        "norm": "Linf",
-        "attacks": {a: atk.settings() for a, atk in built.items()},
-        "clean_acc": summary["clean_acc"],
-        "robust_acc": summary["robust_acc"],
-        "worst_case_acc": summary["worst_case_acc"],
-        "stochastic": stochastic,
-        "repeats": repeats,
-        "std": summary["std"],
-        "sparsity": stats.sparsity,
-        "channel_sparsity": stats.channel_sparsity,
-        "size_bytes": stats.size_bytes,
-        "fp32_bytes": stats.fp32_bytes,
-        "compression": stats.compression,
-        "bits": stats.bits,  # mean bits per quantizable conv weight (mixed: weighted by layer size)
-        "n_params": stats.n_params,
-        "seed": cfg.seed,
-        "batch_size": cfg.batch_size,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "threads": torch.get_num_threads(),
-        "channels_last": cfg.channels_last,
-        "versions": _versions(),
-        "data_source": data.source,
-        "wall_time_s": summary["wall_time_s"],
-        "clean_time_s": summary["clean_time_s"],
-        "total_time_s": total,
-        "zero_grad_frac": summary["zero_grad_frac"],
-        "flags": sorted(flags),
-        "per_seed": [{k: v for k, v in r.items() if k != "robust_mask"} for r in runs],
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": None,  # the CLI fills in the command line that produced the file
-    }
-    return result
+    result = Result(
+        model=name,
+        card_sha256=getattr(card, "sha256", None),
+        architecture=getattr(card, "architecture", getattr(model, "arch_name", type(model).__name__)),
+        ensemble=getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
+        precision=getattr(card, "precision", getattr(arch_cfg, "precision", stats.precision)),
+        recipe=getattr(card, "recipe", None),
+        n=len(data),
+        eps=cfg.eps,
+        attacks={a: atk.settings() for a, atk in built.items()},
+        stochastic=stochastic,
+        sparsity=stats.sparsity,
+        channel_sparsity=stats.channel_sparsity,
+        size_bytes=stats.size_bytes,
+        fp32_bytes=stats.fp32_bytes,
+        compression=stats.compression,
+        bits=stats.bits,
+        n_params=stats.n_params,
+        batch_size=cfg.batch_size,
+        device=str(device),
+        device_name=(torch.cuda.get_device_name(device) if device.type == "cuda"
+                     else platform.processor() or "cpu"),
+        threads=torch.get_num_threads(),
+        channels_last=cfg.channels_last,
+        versions=_versions(),
+        data_source=data.source,
+        total_time_s=total,
+        flags=sorted(run_flags),
+        per_seed=runs,
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        command=command,
+        protocol=protocol,
+        weights={"eligible": stats.eligible, "layer_bits": stats.layer_bits,
+                 "zero_channels": stats.zero_channels, "total_channels": stats.total_channels},
+        submission=submission,
+    )
+    return result.summarize()

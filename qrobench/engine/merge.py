@@ -8,14 +8,13 @@ seed per core, or one seed per session, without redoing finished seeds.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import time
 from pathlib import Path
 
 from ..errors import QrobenchError
-from .evaluate import LOW_CLEAN_ACC, aggregate_seeds
-from .results import RESULT_SCHEMA, read_result
+from .results import Result, read_result
 
 # What defines the measurement: seeds may only be combined when all of these agree. Device,
 # threads and torch version may differ (recorded per source); they do not change the protocol.
@@ -23,73 +22,61 @@ MUST_AGREE = ("model", "card_sha256", "dataset", "split", "n", "first_index", "e
               "attacks", "batch_size", "channels_last", "stochastic")
 
 
-def _load(path: str | os.PathLike) -> dict:
-    try:
-        d = read_result(path)
-    except FileNotFoundError:
-        raise QrobenchError(f"result file {path} does not exist") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise QrobenchError(f"cannot read {path} as a result JSON ({e})") from None
-    if not isinstance(d, dict) or d.get("schema") != RESULT_SCHEMA or not d.get("per_seed"):
-        raise QrobenchError(f"{path} is not a qrobench result file with per-seed results "
-                            f"(schema {RESULT_SCHEMA!r}, written by 'qrobench run')")
-    return d
+def _load(path: str | os.PathLike) -> Result:
+    r = read_result(path)
+    if not r.per_seed:
+        raise QrobenchError(f"{path} holds no per-seed results; only files written by 'qrobench run' "
+                            "can be merged")
+    return r
 
 
-def _signature(d: dict, key: str):
-    v = d.get(key)
-    return list(v.items()) if key == "attacks" and isinstance(v, dict) else v  # attack order matters
+def _signature(r: Result, key: str):
+    v = getattr(r, key)
+    return list(v.items()) if key == "attacks" else v  # attack order matters
 
 
-def merge_results(paths: list[str | os.PathLike]) -> dict:
-    """One result dict with the seeds of every file, mean ± std recomputed; refuses files that
+def merge_results(paths: list[str | os.PathLike], command: str | None = None) -> Result:
+    """One result with the seeds of every file, mean ± std recomputed; refuses files that
     measured something different or repeat a seed."""
     if len(paths) < 2:
         raise QrobenchError("merge needs at least two result files")
     results = [(Path(p), _load(p)) for p in paths]
     first_path, first = results[0]
-    for path, d in results[1:]:
+    for path, r in results[1:]:
         for key in MUST_AGREE:
-            if _signature(d, key) != _signature(first, key):
+            if _signature(r, key) != _signature(first, key):
                 raise QrobenchError(
-                    f"{path} and {first_path} measured different things ({key}: {d.get(key)!r} vs "
-                    f"{first.get(key)!r}); only seeds of the same evaluation can be merged")
-        if d.get("versions", {}).get("qrobench") != first.get("versions", {}).get("qrobench"):
+                    f"{path} and {first_path} measured different things ({key}: {getattr(r, key)!r} vs "
+                    f"{getattr(first, key)!r}); only seeds of the same evaluation can be merged")
+        if r.qrobench_version != first.qrobench_version:
             raise QrobenchError(f"{path} and {first_path} come from different qrobench versions; "
                                 "re-run the older one")
     owner: dict[int, Path] = {}
     runs = []
-    for path, d in results:
-        for r in d["per_seed"]:
-            if r["seed"] in owner:
-                raise QrobenchError(f"seed {r['seed']} is in both {owner[r['seed']]} and {path}; "
+    for path, r in results:
+        for s in r.per_seed:
+            if s.seed in owner:
+                raise QrobenchError(f"seed {s.seed} is in both {owner[s.seed]} and {path}; "
                                     "each seed may be merged once")
-            owner[r["seed"]] = path
-            runs.append(r)
-    runs.sort(key=lambda r: r["seed"])
-    attacks = list(first["attacks"])
-    summary = aggregate_seeds(runs, attacks)
-
-    merged = dict(first)
-    merged.update(summary)  # the aggregate fields, exactly as evaluate() writes them
-    merged["repeats"] = len(runs)
-    merged["seed"] = runs[0]["seed"]
-    merged["per_seed"] = runs
-    merged["total_time_s"] = sum(float(d.get("total_time_s", 0.0)) for _, d in results)
-    flags = set().union(*(d.get("flags", []) for _, d in results)) - {"low-clean-accuracy"}
-    if summary["clean_acc"] < LOW_CLEAN_ACC:
-        flags.add("low-clean-accuracy")
-    merged["flags"] = sorted(flags)
-    merged["merged_from"] = [src for path, d in results for src in _sources(path, d)]
-    merged["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    merged["command"] = None  # the CLI fills in the merge command; merged_from keeps the runs'
-    return merged
+            owner[s.seed] = path
+            runs.append(s)
+    runs.sort(key=lambda s: s.seed)
+    merged = dataclasses.replace(
+        first,
+        per_seed=runs,
+        flags=sorted(set().union(*(r.flags for _, r in results))),
+        total_time_s=sum(float(r.total_time_s) for _, r in results),
+        merged_from=[src for path, r in results for src in _sources(path, r)],
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        command=command,  # merged_from keeps each run's own command
+    )
+    return merged.summarize()
 
 
-def _sources(path: Path, d: dict) -> list[dict]:
+def _sources(path: Path, r: Result) -> list[dict]:
     """The runs behind a file: itself, or, for an earlier merge, the runs it was merged from."""
-    if d.get("merged_from"):
-        return list(d["merged_from"])
-    return [{"file": path.name, "seeds": [r["seed"] for r in d["per_seed"]], "command": d.get("command"),
-             "timestamp": d.get("timestamp"), "device": d.get("device"), "threads": d.get("threads"),
-             "versions": d.get("versions"), "total_time_s": d.get("total_time_s")}]
+    if r.merged_from:
+        return list(r.merged_from)
+    return [{"file": path.name, "seeds": r.seeds, "command": r.command, "timestamp": r.timestamp,
+             "device": r.device, "threads": r.threads, "versions": r.versions,
+             "total_time_s": r.total_time_s}]

@@ -1,14 +1,227 @@
-"""Result files: one JSON per run, written atomically so a failure never leaves half a file."""
+"""The result record: one typed, versioned JSON file per evaluation (docs/protocol.md §9).
+
+The engine builds a :class:`Result` complete (the command and protocol that produced it are
+passed in, not patched on afterwards); ``merge``, ``check``, ``submit`` and the reports read
+and write results only through this module. Files written before the record had a type
+(schema ``qrobench-result-v1``) load through :func:`migrate`, the one place that knows
+older layouts.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-RESULT_SCHEMA = "qrobench-result-v1"
+from ..errors import QrobenchError
+from ..files import atomic_write_text
+from ..protocol import CLEAN_ACC_FLOOR, precision_bits
+
+RESULT_SCHEMA = "qrobench-result-v2"
+LEGACY_SCHEMAS = ("qrobench-result-v1",)
+RESULT_SCHEMAS = (RESULT_SCHEMA, *LEGACY_SCHEMAS)
+REQUIRED_FIELDS = ("model", "n", "eps", "clean_acc", "robust_acc", "worst_case_acc")
+LOW_CLEAN_FLAG = "low-clean-accuracy"
+
+
+class _ReadsLikeAMapping:
+    """``result["clean_acc"]`` as well as ``result.clean_acc``: results were plain dicts once,
+    and RobustBench-style code indexes them."""
+
+    def __getitem__(self, key: str):
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:  # an optional part that is absent is not "in"
+        return isinstance(key, str) and key in self.__dataclass_fields__ and \
+            (key not in _OPTIONAL or getattr(self, key) is not None)
+
+    def get(self, key: str, default=None):
+        return getattr(self, key, default) if key in self.__dataclass_fields__ else default
+
+
+@dataclass
+class Spread(_ReadsLikeAMapping):
+    """Sample standard deviation over seeds (0 for one seed)."""
+
+    clean_acc: float = 0.0
+    robust_acc: dict[str, float] = field(default_factory=dict)
+    worst_case_acc: float = 0.0
+
+
+@dataclass
+class SeedResult(_ReadsLikeAMapping):
+    """One seed's pass over the battery; the aggregate fields of a Result derive from these."""
+
+    seed: int
+    clean_acc: float
+    robust_acc: dict[str, float]
+    worst_case_acc: float
+    wall_time_s: dict[str, float] = field(default_factory=dict)
+    clean_time_s: float = 0.0
+    zero_grad_frac: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Result(_ReadsLikeAMapping):
+    """Everything one evaluation measured and how; accuracies are fractions of ``n``."""
+
+    model: str
+    card_sha256: str | None = None
+    architecture: str = ""
+    ensemble: int = 1
+    precision: str = ""
+    recipe: str | None = None
+    dataset: str = "cifar10"
+    split: str = "test"
+    n: int = 0
+    first_index: int = 0
+    eps: float = 0.0
+    norm: str = "Linf"
+    attacks: dict[str, dict] = field(default_factory=dict)  # name -> settings, in battery order
+    clean_acc: float = 0.0
+    robust_acc: dict[str, float] = field(default_factory=dict)
+    worst_case_acc: float = 0.0
+    stochastic: bool = False
+    repeats: int = 1
+    std: Spread = field(default_factory=Spread)
+    # weight statistics, measured when the run was made (reports never rebuild networks)
+    sparsity: float | None = None
+    channel_sparsity: float | None = None
+    size_bytes: int | None = None
+    fp32_bytes: int | None = None
+    compression: float | None = None
+    bits: float | None = None  # mean bits per quantizable conv weight (mixed: size-weighted)
+    n_params: int | None = None
+    seed: int = 0
+    batch_size: int | None = None
+    device: str = ""
+    device_name: str = ""
+    threads: int | None = None
+    channels_last: bool | None = None
+    versions: dict = field(default_factory=dict)
+    data_source: str = ""
+    wall_time_s: dict[str, float] = field(default_factory=dict)
+    clean_time_s: float = 0.0
+    total_time_s: float = 0.0
+    zero_grad_frac: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    per_seed: list[SeedResult] = field(default_factory=list)
+    timestamp: str = ""
+    command: str | None = None  # the command line that wrote the file (None only in v1 files)
+    # optional parts, written only when present
+    protocol: dict | None = None  # a named protocol the run followed, e.g. qrobench check's
+    weights: dict | None = None  # per-layer bit-widths and zero channels behind the statistics
+    submission: dict | None = None  # how a submitted checkpoint was loaded and checked
+    merged_from: list[dict] | None = None  # the runs a merged file combines
+    schema: str = RESULT_SCHEMA
+
+    # -- aggregation -----------------------------------------------------------------------
+
+    def summarize(self) -> Result:
+        """Recompute mean, std, times and the clean-accuracy flag from ``per_seed`` (in place).
+
+        One function for a fresh run and for merged seeds, so seeds measured apart combine into
+        exactly the numbers of one multi-seed run."""
+        runs = self.per_seed
+        if not runs:
+            raise ValueError("a result needs at least one seed")
+        names = list(self.attacks) or list(runs[0].robust_acc)
+        self.clean_acc, clean_std = _mean_std([r.clean_acc for r in runs])
+        self.worst_case_acc, worst_std = _mean_std([r.worst_case_acc for r in runs])
+        robust, robust_std = {}, {}
+        for a in names:
+            robust[a], robust_std[a] = _mean_std([r.robust_acc[a] for r in runs])
+        self.robust_acc = robust
+        self.std = Spread(clean_std, robust_std, worst_std)
+        self.wall_time_s = {a: _mean_std([r.wall_time_s.get(a, 0.0) for r in runs])[0] for a in names}
+        self.clean_time_s = _mean_std([r.clean_time_s for r in runs])[0]
+        self.zero_grad_frac = {a: _mean_std([r.zero_grad_frac.get(a, 0.0) for r in runs])[0]
+                               for a in names if any(a in r.zero_grad_frac for r in runs)}
+        self.repeats = len(runs)
+        self.seed = runs[0].seed
+        flags = set(self.flags) - {LOW_CLEAN_FLAG}
+        if self.clean_acc < CLEAN_ACC_FLOOR:
+            flags.add(LOW_CLEAN_FLAG)  # robust numbers of a broken model mean little
+        self.flags = sorted(flags)
+        return self
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.per_seed]
+
+    @property
+    def qrobench_version(self) -> str:
+        return str(self.versions.get("qrobench", ""))
+
+    # -- (de)serialisation -----------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        d = {"schema": self.schema}
+        for f in dataclasses.fields(self):
+            if f.name == "schema":
+                continue
+            v = getattr(self, f.name)
+            if v is None and f.name in _OPTIONAL:
+                continue
+            d[f.name] = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else \
+                [dataclasses.asdict(x) for x in v] if f.name == "per_seed" else v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "<result>") -> Result:
+        d = migrate(d, source)
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs["std"] = Spread(**{k: v for k, v in (d.get("std") or {}).items()
+                                  if k in Spread.__dataclass_fields__})
+        try:
+            kwargs["per_seed"] = [SeedResult(**{k: v for k, v in r.items() if k in SeedResult.__dataclass_fields__})
+                                  for r in d.get("per_seed") or []]
+        except TypeError as e:
+            raise QrobenchError(f"{source}: a per-seed entry is incomplete ({e})") from None
+        return cls(**kwargs)
+
+
+_OPTIONAL = ("protocol", "weights", "submission", "merged_from")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(statistics.fmean(values)), float(statistics.stdev(values)) if len(values) > 1 else 0.0
+
+
+def migrate(d: dict, source: str = "<result>") -> dict:
+    """A result dict of any known schema, in the current layout (a new dict; ``d`` is kept)."""
+    if not isinstance(d, dict) or d.get("schema") not in RESULT_SCHEMAS:
+        raise QrobenchError(f"{source} is not a qrobench result file (schema one of "
+                            f"{', '.join(RESULT_SCHEMAS)}, as 'qrobench run' writes)")
+    missing = [k for k in REQUIRED_FIELDS if k not in d]
+    if missing:
+        raise QrobenchError(f"result {source} lacks field(s) {', '.join(missing)}; re-run the evaluation "
+                            "that produced it or move it out of the results folder")
+    d = dict(d)
+    if d["schema"] == "qrobench-result-v1":
+        # v1: qrobench check stored its protocol apart, submit its weight measurement under
+        # another name, and bits could be missing (then the precision token decides).
+        if "check_protocol" in d:
+            d["protocol"] = {"name": "check", **d.pop("check_protocol")}
+        if "quant_measurement" in d:
+            d["weights"] = d.pop("quant_measurement")
+        if not isinstance(d.get("bits"), (int, float)):
+            d["bits"] = precision_bits(d.get("precision"))
+        d["schema"] = RESULT_SCHEMA
+    return d
+
+
+def is_result_dict(d) -> bool:
+    """Whether parsed JSON is a result record (of any schema this version reads)."""
+    return isinstance(d, dict) and d.get("schema") in RESULT_SCHEMAS
 
 
 def default_output_path(model: str, results_dir: str | os.PathLike = "results/runs") -> Path:
@@ -22,14 +235,18 @@ def default_output_path(model: str, results_dir: str | os.PathLike = "results/ru
     return path
 
 
-def write_result(result: dict, path: str | os.PathLike) -> Path:
+def write_result(result: Result, path: str | os.PathLike) -> Path:
+    """Write ``result`` as JSON, atomically: a failure never leaves half a file."""
+    return atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def read_result(path: str | os.PathLike) -> Result:
+    """Load a result file of any known schema; a clear error for anything else."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def read_result(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise QrobenchError(f"result file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise QrobenchError(f"cannot read {path} as a result JSON ({e})") from None
+    return Result.from_dict(d, str(path))

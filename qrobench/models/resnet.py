@@ -1,4 +1,4 @@
-"""Pre-activation ResNet-(6n+2) for CIFAR (PROTOCOL.md section 3)."""
+"""Pre-activation ResNet-(6n+2) for CIFAR (docs/protocol.md §3)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import QrobenchError
+from ..protocol import precision_for_bits
 from ..quant.layers import QuantConv2d
 from .noise import FeynmanKacNoise
 from .registry import ArchConfig, register_model
@@ -46,7 +47,7 @@ class PreActResNet(nn.Module):
                 if key not in cfg.layer_bits:
                     raise QrobenchError(f"mixed precision: no bit-width for layer {key!r} in layer_bits")
                 b = int(cfg.layer_bits[key])
-                precision = "fp" if b >= 32 else f"{b}bit"
+                precision = precision_for_bits(b)
             return QuantConv2d(cin, cout, 3, stride=stride, padding=1, bias=False,
                                precision=precision, ternary_convention=cfg.ternary_convention)
 

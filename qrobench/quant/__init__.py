@@ -3,19 +3,16 @@
 from .layers import QuantConv2d, quantized_layers, set_quant_mode
 from .metrics import QuantStats, quant_stats
 from .quantizers import (
-    PRECISIONS,
     QUANTIZERS,
     Quantized,
     binary,
-    bits_of,
     fourbit,
     get_quantizer,
-    levels_of,
     ternary,
 )
 
 __all__ = [
-    "PRECISIONS", "QUANTIZERS", "Quantized", "QuantConv2d", "QuantStats", "binary", "bits_of",
-    "fourbit", "get_quantizer", "levels_of", "quant_stats", "quantized_layers", "set_quant_mode",
+    "QUANTIZERS", "Quantized", "QuantConv2d", "QuantStats", "binary",
+    "fourbit", "get_quantizer", "quant_stats", "quantized_layers", "set_quant_mode",
     "ternary",
 ]

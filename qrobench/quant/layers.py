@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .quantizers import Quantized, get_quantizer, levels_of
+from ..protocol import precision
+from .quantizers import Quantized, get_quantizer
 
 MODES = ("float", "relax", "hard", "deployed")
 
@@ -79,7 +80,7 @@ class QuantConv2d(nn.Conv2d):
         return Quantized(torch.round(self.weight / s).to(torch.int8), s.clone().float())
 
     def max_levels(self) -> int | None:
-        return levels_of(self.precision) if self.is_quantized else None
+        return precision(self.precision).levels if self.is_quantized else None
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", precision={self.precision}, mode={self.mode}"

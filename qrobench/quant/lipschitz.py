@@ -1,7 +1,7 @@
 """qrobench-LGMP: Lipschitz-guided layer-wise mixed precision (qrobench's own method).
 
 Inspired by Song, Ranjan & Li (arXiv 2110.12308), whose method is not public; this is our
-construction (PROTOCOL.md section 4.4). Quantizing layer l to b bits perturbs its operator
+construction (docs/protocol.md §4.4). Quantizing layer l to b bits perturbs its operator
 by E_l(b) = W_l − Q_b(W_l); to first order the logit error is bounded by
 ‖E_l(b)‖ · Π_{k≠l} L_k, with L_k the operator norm (spectral norm of the convolution,
 by power iteration) of layer k. With P = Π_k L_k that is P · ‖E_l(b)‖ / L_l, so we choose
@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..protocol import precision_for_bits
 from .layers import QuantConv2d, quantized_layers
 from .quantizers import kbit
 
@@ -131,4 +132,4 @@ def apply_plan(model: nn.Module, layer_bits: dict[str, int]) -> None:
     for name, m in quantized_layers(model):
         assert isinstance(m, QuantConv2d)
         b = layer_bits[name]
-        m.precision = "fp" if b >= 32 else f"{b}bit"
+        m.precision = precision_for_bits(b)

@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
+from ..protocol import FLOAT_BITS, MIXED, precision
 from .layers import QuantConv2d
-from .quantizers import bits_of
 
-FLOAT_BITS = 32
 MAX_CODE = 127  # int8 codes: a layer on a finer grid than this is treated as float
 
 
@@ -78,14 +77,14 @@ def _eligible(model: nn.Module) -> tuple[list[tuple[str, nn.Conv2d]], str]:
 
 def _layer_bits(m: nn.Conv2d) -> tuple[int, str]:
     if isinstance(m, QuantConv2d):  # declared, and checked against the codes when loaded
-        return (bits_of(m.precision), m.precision) if m.is_quantized else (FLOAT_BITS, "fp")
+        return (precision(m.precision).bits, m.precision) if m.is_quantized else (FLOAT_BITS, "fp")
     return infer_bits(m.weight)
 
 
 def _precision_token(tokens: list[str]) -> str:
     if not tokens:
         return "fp"
-    return tokens[0] if len(set(tokens)) == 1 else "mixed"
+    return tokens[0] if len(set(tokens)) == 1 else MIXED
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Sparsity, channel sparsity and deployed size (PROTOCOL.md section 5) of a qrobench model.
+"""Sparsity, channel sparsity and deployed size (docs/protocol.md §5) of a qrobench model.
 
 A thin view of :func:`qrobench.quant.measure.measure_weights`, which holds the one
 implementation (it also measures arbitrary submitted models).

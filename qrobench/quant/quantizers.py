@@ -1,4 +1,4 @@
-"""Per-tensor weight quantizers (PROTOCOL.md section 4).
+"""Per-tensor weight quantizers (docs/protocol.md §4).
 
 Each quantizer maps a float tensor to integer codes and one scale, so that the deployed
 weight is ``codes * scale``; the codes are what a checkpoint stores and what the level
@@ -75,8 +75,6 @@ def kbit(bits: int) -> Callable[[torch.Tensor], Quantized]:
     return lambda w: _sign_magnitude(w, kmax)
 
 
-# precision token -> (bits per weight when packed, max number of distinct values)
-PRECISIONS = {"bnn": (1, 2), "tnn": (2, 3), "4bit": (4, 15), "fp": (32, None)}
 QUANTIZERS: dict[str, Callable[..., Quantized]] = {"bnn": binary, "tnn": ternary, "4bit": fourbit}
 
 
@@ -88,25 +86,3 @@ def get_quantizer(precision: str, ternary_convention: str = "ref") -> Callable[[
     if precision.endswith("bit") and precision[:-3].isdigit():
         return kbit(int(precision[:-3]))
     raise ValueError(f"no quantizer for precision {precision!r}; valid: bnn, tnn, 4bit, <b>bit")
-
-
-def bits_of(precision: str) -> int:
-    if precision in PRECISIONS:
-        return PRECISIONS[precision][0]
-    return int(precision[:-3])
-
-
-def levels_of(precision: str) -> int | None:
-    """Maximum number of distinct values a deployed layer of this precision may hold."""
-    if precision in PRECISIONS:
-        return PRECISIONS[precision][1]
-    return 2 ** int(precision[:-3]) - 1
-
-
-def code_range(precision: str) -> tuple[int, int]:
-    if precision == "bnn":
-        return (-1, 1)
-    if precision == "tnn":
-        return (-1, 1)
-    b = bits_of(precision)
-    return (-(2 ** (b - 1) - 1), 2 ** (b - 1) - 1)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..files import atomic_write_text
 from ..protocol import LEADERBOARD_EPS
 from .collect import find_reported, find_results, read_cards
 from .html import to_html
@@ -37,13 +38,6 @@ class Leaderboard:
     summary: RunsSummary
     n_files: int
     files: list[Path] = field(default_factory=list)
-
-
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 def collect_leaderboard(results_dir="results", zoo_dir=None, eps: float = LEADERBOARD_EPS,
@@ -76,9 +70,9 @@ def write_leaderboard(results_dir="results", output_dir=None, zoo_dir=None, eps:
     for paths in drawn.values():
         lb.files += paths
     lb.files += [
-        _write(out / f"{OUTPUT_STEM}.md", to_markdown(lb.table, lb.summary, eps, sort, drawn, lb.n_files)),
-        _write(out / f"{OUTPUT_STEM}.csv", to_csv(lb.table)),
-        _write(out / f"{OUTPUT_STEM}.json", to_json(lb.table, lb.summary, eps, sort, filters, lb.curves)),
-        _write(out / f"{OUTPUT_STEM}.html", to_html(lb.table, lb.summary, eps, sort, drawn, lb.n_files)),
+        atomic_write_text(out / f"{OUTPUT_STEM}.md", to_markdown(lb.table, lb.summary, eps, sort, drawn, lb.n_files)),
+        atomic_write_text(out / f"{OUTPUT_STEM}.csv", to_csv(lb.table)),
+        atomic_write_text(out / f"{OUTPUT_STEM}.json", to_json(lb.table, lb.summary, eps, sort, filters, lb.curves)),
+        atomic_write_text(out / f"{OUTPUT_STEM}.html", to_html(lb.table, lb.summary, eps, sort, drawn, lb.n_files)),
     ]
     return lb

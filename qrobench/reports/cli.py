@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
+from .. import cli_options as opts
 from ..errors import QrobenchError
-from ..protocol import LEADERBOARD_EPS
 
 
 def add_leaderboard_parser(sub) -> None:
@@ -13,30 +11,17 @@ def add_leaderboard_parser(sub) -> None:
     p.add_argument("--results-dir", default="results", help="folder of result JSONs, read recursively "
                    "(default results/)")
     p.add_argument("--output", default=None, help="folder for leaderboard.* and plots/ (default: --results-dir)")
-    p.add_argument("--zoo-dir", default=None, help="zoo folder, for missing and stale results "
-                   "(else $QROBENCH_ZOO, else model_zoo/)")
+    opts.add_zoo_dir(p, "zoo folder, for missing and stale results")
     p.add_argument("--sort", default="worst_case",
                    help="column to sort by, optionally :asc or :desc (default worst_case; e.g. clean, "
                         "pgd20, size_kb:asc, channel_sparsity)")
     p.add_argument("--filter", action="append", default=[], metavar="EXPR",
                    help="keep rows matching COLUMN OP VALUE (OP: = != < <= > >= ~); repeatable, e.g. "
                         "--filter 'bits<=4' --filter precision=tnn")
-    p.add_argument("--eps", default=None, help="ε of the table (default 8/255, the leaderboard's)")
+    opts.add_eps(p, help_default="the table's; default 8/255, the leaderboard's")
     p.add_argument("--no-reported", action="store_true", help="leave out the published reference rows")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots")
     p.set_defaults(func=cmd_leaderboard)
-
-
-def _eps(text: str | None) -> float:
-    if text is None:
-        return LEADERBOARD_EPS
-    try:
-        v = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise QrobenchError(f"--eps must be a number or a fraction like 8/255, got {text!r}") from None
-    if not 0 < v <= 1:
-        raise QrobenchError(f"--eps must be in (0, 1], got {text!r}")
-    return v
 
 
 def cmd_leaderboard(args) -> int:
@@ -51,7 +36,7 @@ def cmd_leaderboard(args) -> int:
         raise QrobenchError(f"--zoo-dir {zoo_dir!r} does not exist")
     if zoo_dir is None:
         zoo_dir = default_zoo_dir()
-    eps = _eps(args.eps)
+    eps = args.eps
     lb = write_leaderboard(args.results_dir, args.output, zoo_dir, eps=eps, sort=args.sort,
                            filters=args.filter, reported=not args.no_reported, plots=not args.no_plots)
     print(to_markdown(lb.table, lb.summary, eps, args.sort, None, lb.n_files))

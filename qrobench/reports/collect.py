@@ -7,9 +7,10 @@ Layout under the results folder (``--results-dir``, default ``results/``)::
     check/<model>.json            ``qrobench check`` baselines (a CI protocol, not leaderboard rows)
     reference/*.json              published numbers typed from papers, marked "reported"
 
-Every ``*.json`` carrying ``"schema": "qrobench-result-v1"`` outside ``check/`` and
-``reference/`` is a measured result; other JSON files (the leaderboard's own output) are
-ignored. Nothing here writes.
+Every ``*.json`` carrying a result schema (``qrobench-result-v2``, or v1 through the
+migration) outside ``check/`` and ``reference/`` is a measured result; other JSON files (the
+leaderboard's own output) are ignored. Nothing here writes, and nothing here builds a
+network: everything shown comes from the files.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.results import RESULT_SCHEMA
+from ..engine.results import Result, is_result_dict
 from ..errors import ModelCardError, QrobenchError
 from ..zoo.card import ModelCard
 
 REPORTED_SCHEMA = "qrobench-reported-v1"
 SKIP_DIRS = ("check", "reference")
-REQUIRED_RESULT_FIELDS = ("model", "n", "eps", "clean_acc", "robust_acc", "worst_case_acc")
 REQUIRED_REPORTED_FIELDS = ("model", "architecture", "ensemble", "precision", "clean_acc", "robust_acc")
 EPS_TOL = 1e-6
 
@@ -33,15 +33,15 @@ EPS_TOL = 1e-6
 @dataclass
 class ResultFile:
     path: Path
-    data: dict
+    result: Result
 
     @property
     def model(self) -> str:
-        return self.data["model"]
+        return self.result.model
 
     @property
     def card_sha256(self) -> str | None:
-        return self.data.get("card_sha256")
+        return self.result.card_sha256
 
 
 def _read_json(path: Path, root: Path):
@@ -62,13 +62,9 @@ def find_results(results_dir: str | os.PathLike) -> list[ResultFile]:
         if rel.parts[0] in SKIP_DIRS or any(p.startswith(".") for p in rel.parts):
             continue
         d = _read_json(path, root)
-        if not isinstance(d, dict) or d.get("schema") != RESULT_SCHEMA:
+        if not is_result_dict(d):
             continue
-        missing = [k for k in REQUIRED_RESULT_FIELDS if k not in d]
-        if missing:
-            raise QrobenchError(f"result {path} lacks field(s) {', '.join(missing)}; re-run the "
-                                "evaluation that produced it or move it out of the results folder")
-        found.append(ResultFile(path, d))
+        found.append(ResultFile(path, Result.from_dict(d, str(path))))
     return found
 
 
@@ -121,14 +117,14 @@ def same_eps(a: float, b: float) -> bool:
 def pick_one(results: list[ResultFile], cards: dict[str, ModelCard]) -> ResultFile:
     """Of several results for one model and ε: up to date first, then most points, then the
     largest battery (the strongest worst case), then the newest."""
-    return max(results, key=lambda r: (not is_stale(r, cards), int(r.data["n"]), len(r.data["robust_acc"]),
-                                       str(r.data.get("timestamp", "")), str(r.path)))
+    return max(results, key=lambda r: (not is_stale(r, cards), int(r.result.n), len(r.result.robust_acc),
+                                       str(r.result.timestamp or ""), str(r.path)))
 
 
 def select(results: list[ResultFile], cards: dict[str, ModelCard], eps: float) -> list[ResultFile]:
     """One result per model at ``eps`` (see :func:`pick_one`), ordered by model name."""
     by_model: dict[str, list[ResultFile]] = {}
     for r in results:
-        if same_eps(r.data["eps"], eps):
+        if same_eps(r.result.eps, eps):
             by_model.setdefault(r.model, []).append(r)
     return [pick_one(rs, cards) for _, rs in sorted(by_model.items())]

@@ -4,36 +4,36 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ..engine.results import Result
+
 
 def _pct(mean: float, std: float | None, show_std: bool) -> str:
     s = f"{100 * mean:.2f}"
     return f"{s} ± {100 * std:.2f}" if show_std and std is not None else s
 
 
-def _seeds(result: dict) -> str:
-    seeds = [p["seed"] for p in result.get("per_seed", [])]
+def _seeds(result: Result) -> str:
+    seeds = result.seeds
     if seeds and seeds != list(range(seeds[0], seeds[0] + len(seeds))):  # merged from scattered seeds
         return f"seeds={','.join(map(str, seeds))}"
-    return f"seed={result['seed']}, repeats={result['repeats']}"
+    return f"seed={result.seed}, repeats={result.repeats}"
 
 
-def format_result_table(result: dict, fmt: str = "github") -> str:
-    show_std = result.get("repeats", 1) > 1
-    std = result.get("std", {})
-    rows = [["clean", _pct(result["clean_acc"], std.get("clean_acc"), show_std),
-             f"{result.get('clean_time_s', 0):.1f}"]]
-    for a, acc in result["robust_acc"].items():
-        rows.append([a, _pct(acc, std.get("robust_acc", {}).get(a), show_std),
-                     f"{result['wall_time_s'].get(a, 0):.1f}"])
-    if result["robust_acc"]:
-        rows.append(["worst case", _pct(result["worst_case_acc"], std.get("worst_case_acc"), show_std), ""])
-    head = (f"{result['model']}  ({result['precision']}, n={result['n']}, eps={result['eps']:.5f}, "
-            f"{_seeds(result)}, device={result['device']})\n"
-            f"data: {result['data_source']}\n"
-            f"sparsity {100 * result['sparsity']:.2f} %, channel sparsity "
-            f"{100 * result['channel_sparsity']:.2f} %, size {result['size_bytes'] / 1024:.1f} KB "
-            f"({result['compression']:.1f}x smaller than fp32)")
-    flags = f"\nflags: {', '.join(result['flags'])}" if result.get("flags") else ""
+def format_result_table(result: Result, fmt: str = "github") -> str:
+    show_std = result.repeats > 1
+    std = result.std
+    rows = [["clean", _pct(result.clean_acc, std.clean_acc, show_std), f"{result.clean_time_s:.1f}"]]
+    for a, acc in result.robust_acc.items():
+        rows.append([a, _pct(acc, std.robust_acc.get(a), show_std), f"{result.wall_time_s.get(a, 0):.1f}"])
+    if result.robust_acc:
+        rows.append(["worst case", _pct(result.worst_case_acc, std.worst_case_acc, show_std), ""])
+    head = (f"{result.model}  ({result.precision}, n={result.n}, eps={result.eps:.5f}, "
+            f"{_seeds(result)}, device={result.device})\n"
+            f"data: {result.data_source}\n"
+            f"sparsity {100 * result.sparsity:.2f} %, channel sparsity "
+            f"{100 * result.channel_sparsity:.2f} %, size {result.size_bytes / 1024:.1f} KB "
+            f"({result.compression:.1f}x smaller than fp32)")
+    flags = f"\nflags: {', '.join(result.flags)}" if result.flags else ""
     table = tabulate(rows, headers=["attack", "accuracy %", "time s"], tablefmt=fmt, disable_numparse=True)
     return f"{head}\n{table}{flags}"
 

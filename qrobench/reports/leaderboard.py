@@ -29,7 +29,7 @@ _FILTER = re.compile(r"^\s*([A-Za-z0-9_.-]+?)\s*(<=|>=|!=|==|=|<|>|~)\s*(.*?)\s*
 
 def loss_of(model: str, recipe: str | None) -> str:
     """Training loss family: adversarial (PGD/N-FGSM), tradeoff, natural, or other."""
-    from ..train.naming import parse_zoo_name
+    from ..zoo.naming import parse_zoo_name
 
     try:
         return parse_zoo_name(model).loss
@@ -43,23 +43,6 @@ def loss_of(model: str, recipe: str | None) -> str:
     if any(k in text for k in ("pgd", "fgsm", "adversarial")):
         return "adversarial"
     return "other"
-
-
-def _bits(data: dict, card) -> float:
-    if isinstance(data.get("bits"), (int, float)):
-        return float(data["bits"])
-    b = precision_bits(data.get("precision"))
-    if b is not None:
-        return b
-    if card is not None and not card.architecture.startswith("factory:"):
-        from ..models.registry import create_model
-        from ..quant.measure import measure_weights
-
-        try:  # mixed precision: the declared per-layer bit-widths, weighted by layer size
-            return measure_weights(create_model(card.architecture, **card.arch_args)).bits
-        except QrobenchError:
-            return math.nan
-    return math.nan
 
 
 def _pct(x) -> float:
@@ -77,49 +60,47 @@ def _train_hours(card) -> float:
     return float(t) / 3600 if isinstance(t, (int, float)) else math.nan
 
 
+def _num(x) -> float:
+    return float(x) if isinstance(x, (int, float)) else math.nan
+
+
 def measured_row(r: ResultFile, cards: dict, root=None) -> dict:
-    d = r.data
+    d = r.result  # everything shown comes from the file (weight statistics were stored at run time)
     card = cards.get(r.model)
-    std = d.get("std") or {}
     stale = is_stale(r, cards)
-    flags = list(d.get("flags") or [])
+    flags = list(d.flags)
     if stale:
         flags.append("stale")
     row = {
-        "model": r.model, "status": "measured", "architecture": d.get("architecture", ""),
-        "ensemble": d.get("ensemble", 1), "precision": d.get("precision", ""),
-        "bits": _bits(d, card), "recipe": d.get("recipe") or "",
+        "model": r.model, "status": "measured", "architecture": d.architecture,
+        "ensemble": d.ensemble, "precision": d.precision,
+        "bits": _num(d.bits), "recipe": d.recipe or "",
         "train_h": _train_hours(card),
-        "loss": loss_of(r.model, d.get("recipe")),
-        "clean_pct": _pct(d["clean_acc"]), "clean_std_pct": _pct(std.get("clean_acc")),
-        "worst_case_pct": _pct(d["worst_case_acc"]) if d["robust_acc"] else math.nan,
-        "worst_case_std_pct": _pct(std.get("worst_case_acc")) if d["robust_acc"] else math.nan,
-        "sparsity_pct": _pct(d.get("sparsity")), "channel_sparsity_pct": _pct(d.get("channel_sparsity")),
-        "size_kb": d["size_bytes"] / 1024 if isinstance(d.get("size_bytes"), (int, float)) else math.nan,
-        "compression": float(d.get("compression", math.nan)),
-        "n": int(d["n"]), "eps": float(d["eps"]), "repeats": int(d.get("repeats", 1)),
+        "loss": loss_of(r.model, d.recipe),
+        "clean_pct": _pct(d.clean_acc), "clean_std_pct": _pct(d.std.clean_acc),
+        "worst_case_pct": _pct(d.worst_case_acc) if d.robust_acc else math.nan,
+        "worst_case_std_pct": _pct(d.std.worst_case_acc) if d.robust_acc else math.nan,
+        "sparsity_pct": _pct(d.sparsity), "channel_sparsity_pct": _pct(d.channel_sparsity),
+        "size_kb": _num(d.size_bytes) / 1024,
+        "compression": _num(d.compression),
+        "n": int(d.n), "eps": float(d.eps), "repeats": int(d.repeats),
         "flags": ", ".join(flags), "stale": stale,
-        "version": (d.get("versions") or {}).get("qrobench", ""),
-        "source": "measured", "card_sha256": d.get("card_sha256") or "",
+        "version": d.qrobench_version,
+        "source": "measured", "card_sha256": d.card_sha256 or "",
         "file": str(r.path.relative_to(root)) if root is not None else str(r.path),
     }
-    for a, acc in d["robust_acc"].items():
+    for a, acc in d.robust_acc.items():
         row[f"{a}_pct"] = _pct(acc)
-        row[f"{a}_std_pct"] = _pct((std.get("robust_acc") or {}).get(a))
+        row[f"{a}_std_pct"] = _pct(d.std.robust_acc.get(a))
     return row
 
 
 def reported_row(rep: dict) -> dict:
-    from ..models.registry import create_model
-    from ..quant.measure import measure_weights
-
-    size_kb = compression = math.nan
-    try:  # size follows from the architecture alone (no weights needed)
-        st = measure_weights(create_model(rep["architecture"], **rep.get("arch_args", {})))
-        if rep["precision"] == "fp":
-            size_kb, compression = st.size_bytes / 1024, st.compression
-    except QrobenchError:
-        pass
+    # a published float model's size is its architecture's float32 size, stored beside the
+    # typed numbers (and checked against qrobench's own count by a test)
+    fp_size = rep["precision"] == "fp" and isinstance(rep.get("size_bytes"), int)
+    size_kb = rep["size_bytes"] / 1024 if fp_size else math.nan
+    compression = 1.0 if fp_size else math.nan
     row = {
         "model": rep["model"], "status": "reported", "architecture": rep["architecture"],
         "ensemble": rep["ensemble"], "precision": rep["precision"],
@@ -233,16 +214,15 @@ def eps_curves(results: list[ResultFile], cards: dict) -> pd.DataFrame:
     """Worst-case robust accuracy per model and ε (one result per pair), for the ε plot."""
     groups: dict[tuple[str, float], list[ResultFile]] = {}
     for r in results:
-        if not r.data["robust_acc"]:
+        if not r.result.robust_acc:
             continue
-        key = next((k for k in groups if k[0] == r.model and same_eps(k[1], r.data["eps"])),
-                   (r.model, float(r.data["eps"])))
+        key = next((k for k in groups if k[0] == r.model and same_eps(k[1], r.result.eps)),
+                   (r.model, float(r.result.eps)))
         groups.setdefault(key, []).append(r)
     rows = []
     for (model, eps), rs in sorted(groups.items()):
-        d = pick_one(rs, cards).data
-        rows.append({"model": model, "eps": eps, "eps_255": eps * 255, "clean_pct": _pct(d["clean_acc"]),
-                     "worst_case_pct": _pct(d["worst_case_acc"]), "n": int(d["n"]),
-                     "precision": d.get("precision", "")})
+        d = pick_one(rs, cards).result
+        rows.append({"model": model, "eps": eps, "eps_255": eps * 255, "clean_pct": _pct(d.clean_acc),
+                     "worst_case_pct": _pct(d.worst_case_acc), "n": int(d.n), "precision": d.precision})
     return pd.DataFrame(rows, columns=["model", "eps", "eps_255", "clean_pct", "worst_case_pct", "n",
                                        "precision"])

@@ -15,7 +15,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-PRECISION_ORDER = ("fp", "mixed", "4bit", "tnn", "bnn")
+from ..files import atomic_path
+from ..protocol import PRECISION_TOKENS
+
+PRECISION_ORDER = PRECISION_TOKENS  # widest first
 LOSS_ORDER = ("adversarial", "tradeoff", "natural", "other")
 LOSS_MARKERS = {"adversarial": "o", "tradeoff": "s", "natural": "^", "other": "D"}
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -173,12 +176,10 @@ def robust_vs_eps(curves: pd.DataFrame) -> Figure:
 
 
 def _save(fig: Figure, path: Path, fmt: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
     meta = {"Date": None} if fmt == "svg" else {"Software": None}
     # SVG element ids are random unless salted: without this every rebuild rewrote the SVGs.
-    with matplotlib.rc_context({"svg.hashsalt": "qrobench"}):
+    with matplotlib.rc_context({"svg.hashsalt": "qrobench"}), atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=110, metadata=meta)
-    tmp.replace(path)
     return path
 
 

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import json
 import math
-from fractions import Fraction
 
 import pandas as pd
 from tabulate import tabulate
 
 from .._version import __version__
+from ..protocol import eps_text
 from .summary import RunsSummary
 
 RECIPE_WIDTH = 60
 NOTE_REPORTED = ("Rows marked “reported” are published numbers typed from the paper named in the "
                  "source column, under that paper's protocol (I-FGSM-20 and the papers' weak C&W); "
                  "qrobench did not measure them, they have no worst case, and they are not ranked.")
-
-
-def eps_text(eps: float) -> str:
-    f = Fraction(float(eps)).limit_denominator(1000)
-    return f"{f.numerator}/{f.denominator}" if abs(float(f) - eps) < 1e-9 else f"{eps:.5f}"
 
 
 def _missing(v) -> bool:

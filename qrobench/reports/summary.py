@@ -11,9 +11,8 @@ may lower.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 
-from ..protocol import LEADERBOARD_N, STOCHASTIC_REPEATS, battery_for
+from ..protocol import LEADERBOARD_N, STOCHASTIC_REPEATS, battery_for, eps_text
 from .collect import ResultFile, is_stale, same_eps, select
 
 
@@ -33,7 +32,7 @@ class RunsSummary:
 
     def lines(self) -> list[str]:
         """Plain-text bullet lines (Markdown-compatible)."""
-        eps = f"{Fraction(self.eps).limit_denominator(1000)}"
+        eps = eps_text(self.eps)
         out = [f"- zoo models: {len(self.zoo_models)}; with an up-to-date result at ε = {eps}: "
                f"{len(self.measured)}"]
         out.append(f"- lacking a result at ε = {eps}: " + (", ".join(self.missing) or "none"))
@@ -68,18 +67,18 @@ def summarize_runs(results: list[ResultFile], cards: dict, eps: float, invalid_c
         if r.model not in cards:
             continue
         stale = is_stale(r, cards)
-        if same_eps(r.data["eps"], eps):
+        if same_eps(r.result.eps, eps):
             any_at_eps.add(r.model)
             if not stale:
                 fresh_at_eps.add(r.model)
         if stale:
             file = r.path.relative_to(root) if root is not None else r.path
-            s.stale.append({"model": r.model, "file": str(file), "eps": r.data["eps"],
+            s.stale.append({"model": r.model, "file": str(file), "eps": r.result.eps,
                             "result_sha256": r.card_sha256, "card_sha256": cards[r.model].sha256})
     for r in select([r for r in results if r.model in cards], cards, eps):
-        stochastic = bool(r.data.get("stochastic"))
-        missing = [a for a in battery_for(stochastic) if a not in r.data["robust_acc"]]
-        n, repeats = int(r.data["n"]), int(r.data.get("repeats", 1))
+        stochastic = bool(r.result.stochastic)
+        missing = [a for a in battery_for(stochastic) if a not in r.result.robust_acc]
+        n, repeats = int(r.result.n), int(r.result.repeats)
         few_seeds = repeats if stochastic and repeats < STOCHASTIC_REPEATS else None
         if n < LEADERBOARD_N or missing or few_seeds is not None:
             s.short_of_protocol.append({"model": r.model, "n": n, "repeats": few_seeds, "missing_attacks": missing})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .. import cli_options as opts
 from ..errors import QrobenchError
 from ..protocol import CLEAN_ACC_FLOOR, LEADERBOARD_N, STANDARD_BATTERY, STOCHASTIC_ATTACK
 
@@ -19,25 +20,24 @@ def add_submit_parser(sub) -> None:
     p.add_argument("--arch-args", default=None, help="JSON object of keyword arguments for --arch/--factory")
     p.add_argument("--card", default=None, help="JSON card with recipe, license, reference (see README)")
     p.add_argument("--n", type=int, default=LEADERBOARD_N, help=f"first N test points (default {LEADERBOARD_N})")
-    p.add_argument("--attacks", default=None,
-                   help=f"comma-separated battery (default {','.join(STANDARD_BATTERY)}; "
-                        f"{STOCHASTIC_ATTACK} is added for random models)")
+    opts.add_attacks(p, None, f"default {','.join(STANDARD_BATTERY)}; {STOCHASTIC_ATTACK} is added for "
+                     "random models")
     p.add_argument("--output-dir", default=".", help="repository root to write model_zoo/ and results/zoo/ "
                    "under (default .)")
     p.add_argument("--min-clean-acc", type=float, default=CLEAN_ACC_FLOOR,
                    help=f"refuse models below this clean accuracy (fraction; default {CLEAN_ACC_FLOOR})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (else $QROBENCH_DATA, download, bundled)")
+    opts.add_batch_size(p)
+    opts.add_device(p)
+    opts.add_data_dir(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing entry of that name")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    opts.add_quiet(p)
     p.set_defaults(func=cmd_submit)
 
 
 def cmd_submit(args) -> int:
     from ..reports.console import format_result_table
-    from .run import command_line, submit
+    from .run import submit
 
     arch_args = None
     if args.arch_args is not None:
@@ -45,16 +45,11 @@ def cmd_submit(args) -> int:
             arch_args = json.loads(args.arch_args)
         except json.JSONDecodeError as e:
             raise QrobenchError(f"--arch-args is not valid JSON ({e}); e.g. --arch-args '{{\"depth\": 20}}'") from e
-    attacks = None
-    if args.attacks is not None:
-        attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
-        if not attacks:
-            raise QrobenchError("--attacks needs at least one attack name")
     s = submit(args.name, args.checkpoint, arch=args.arch, factory=args.factory, arch_args=arch_args,
-               card=args.card, n=args.n, attacks=attacks, output_dir=args.output_dir,
+               card=args.card, n=args.n, attacks=args.attacks, output_dir=args.output_dir,
                min_clean_acc=args.min_clean_acc, seed=args.seed, data_dir=args.data_dir, device=args.device,
                batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet,
-               command=command_line(args.argv))
+               command=opts.command_line(args.argv))
     print(format_result_table(s.result))
     print(f"card       {s.card_path}\ncheckpoint {s.checkpoint_path}\nresult     {s.result_path}")
     print("open a pull request adding these three files; 'qrobench leaderboard' shows the entry")

@@ -3,7 +3,7 @@
 Checkpoints are read without running code: safetensors, or ``torch.load(weights_only=True)``
 (tensors only). Quantized qrobench layers are evaluated at their deployed weights: a state
 dict that already holds codes × scale is adopted as is, float master weights are quantized
-with the architecture's own quantizer (PROTOCOL.md section 8.1).
+with the architecture's own quantizer (docs/protocol.md §8.1).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 from ..errors import CheckpointError, QrobenchError
 from ..models.noise import is_stochastic
 from ..models.registry import create_model
+from ..protocol import precision as precision_of
 from ..quant.layers import quantized_layers
-from ..quant.quantizers import code_range, levels_of
 from ..zoo.checkpoint import load_deployed
 from ..zoo.factory import FACTORY_PREFIX, build_from_factory
 
@@ -71,9 +71,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def _as_codes(w: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(int8 codes, scale) if ``w`` already is a deployed weight of ``precision``, else None."""
     distinct = torch.unique(w)
-    if len(distinct) > levels_of(precision):
+    if len(distinct) > precision_of(precision).levels:
         return None
-    lo, hi = code_range(precision)
+    lo, hi = precision_of(precision).code_range
     nz = distinct[distinct != 0].abs()
     if len(nz) == 0:
         return (torch.zeros_like(w, dtype=torch.int8), torch.zeros(()))

@@ -9,7 +9,6 @@ finished; a failure leaves the output folder as it was.
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +18,18 @@ import torch
 from ..attacks.base import check_attack_names
 from ..data.cifar10 import EvalData, load_cifar10_test
 from ..engine.evaluate import EvalConfig, evaluate, resolve_device
-from ..engine.results import write_result
+from ..engine.results import Result, write_result
+from ..engine.seeding import CLEAN, predict
 from ..errors import ModelCardError, QrobenchError
-from ..models.noise import noise_seed
 from ..protocol import (
     CLEAN_ACC_FLOOR,
     LEADERBOARD_EPS,
     LEADERBOARD_N,
     LEADERBOARD_SEED,
+    PRECISION_TOKENS,
     STOCHASTIC_REPEATS,
     battery_for,
+    is_precision_token,
 )
 from ..quant.measure import measure_weights
 from ..zoo.card import ModelCard
@@ -38,7 +39,6 @@ from .model import build, check_outputs, load_weights, random_at_test_time
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 PROBE_POINTS = 64
-PRECISION_TOKENS = ("fp", "4bit", "tnn", "bnn", "mixed")
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Submission:
     card_path: Path
     checkpoint_path: Path
     result_path: Path
-    result: dict
+    result: Result
 
 
 def entry_paths(output_dir: str | Path, name: str) -> tuple[Path, Path, Path]:
@@ -54,16 +54,6 @@ def entry_paths(output_dir: str | Path, name: str) -> tuple[Path, Path, Path]:
     out = Path(output_dir)
     zoo = out / "model_zoo"
     return zoo / f"{name}.json", zoo / f"{name}.safetensors", out / "results" / "zoo" / f"{name}.json"
-
-
-@torch.no_grad()
-def _clean_accuracy(model, data: EvalData, batch_size: int, seed: int, device) -> float:
-    correct = 0
-    for b, i in enumerate(range(0, len(data), batch_size)):
-        with noise_seed(model, seed * 100_003 + b, device):
-            pred = model(data.x[i:i + batch_size].to(device)).argmax(1).cpu()
-        correct += int((pred == data.y[i:i + batch_size]).sum())
-    return correct / len(data)
 
 
 def _check_declared(stated: dict, measured: dict) -> None:
@@ -136,13 +126,14 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
         ensemble = int(getattr(cfg_arch, "ensemble", stated.get("ensemble", 1)))
         noise_coef = float(getattr(cfg_arch, "noise_coef", stated.get("noise_coef", 0.0)))
         declared = stated.get("precision")
-        if declared is not None and declared not in PRECISION_TOKENS and not re.fullmatch(r"\d+bit", declared):
+        if declared is not None and not is_precision_token(declared):
             raise ModelCardError(f"card field 'precision' must be one of {', '.join(PRECISION_TOKENS)} or "
                                  f"<b>bit, got {declared!r}")
         _check_declared(stated, {"precision": stats.precision, "ensemble": ensemble})
 
         torch.manual_seed(seed)  # models random through torch's global RNG: repeatable too
-        clean = _clean_accuracy(fresh.to(dev), data, batch_size, seed, dev)
+        # the engine's clean pass, with its seeds: the floor sees the accuracy the result will hold
+        clean = int((predict(fresh.to(dev), data.x, batch_size, dev, (seed, CLEAN, 0)) == data.y).sum()) / len(data)
         if clean < min_clean_acc:
             raise QrobenchError(
                 f"clean accuracy {100 * clean:.1f} % on the first {len(data)} test points is below the "
@@ -167,21 +158,12 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
                 "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}},
         }, source=f"submission {name}")
         torch.manual_seed(seed)
-        result = evaluate(fresh, config=cfg, data=data, card=card_obj)
-
-        # quantization statistics come from the weights, whatever the architecture
-        result.update({k: getattr(stats, k) for k in ("sparsity", "channel_sparsity", "size_bytes",
-                                                     "fp32_bytes", "compression", "n_params", "bits",
-                                                     "precision")})
-        result["quant_measurement"] = {"eligible": stats.eligible, "layer_bits": stats.layer_bits,
-                                       "zero_channels": stats.zero_channels,
-                                       "total_channels": stats.total_channels}
-        result["submission"] = {"loaded_as": loaded_as, "random_at_test_time": stochastic,
-                                "clean_acc_floor": min_clean_acc, "battery": battery,
-                                "checkpoint_sha256": original_sha}
-        flags = set(result["flags"]) | {"submitted"} | (set() if has_card else {"no-card"})
-        result["flags"] = sorted(flags)
-        result["command"] = command
+        # the card's precision is the measured one, so the record's weight statistics are too
+        result = evaluate(fresh, config=cfg, data=data, card=card_obj, command=command,
+                          flags={"submitted"} | (set() if has_card else {"no-card"}),
+                          submission={"loaded_as": loaded_as, "random_at_test_time": stochastic,
+                                      "clean_acc_floor": min_clean_acc, "battery": battery,
+                                      "checkpoint_sha256": original_sha})
         staging.replace(ckpt_path)
         card_obj.write(card_path)
         write_result(result, result_path)
@@ -189,6 +171,3 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
         staging.unlink(missing_ok=True)
     return Submission(card_path, ckpt_path, result_path, result)
 
-
-def command_line(argv) -> str:
-    return "qrobench " + " ".join(shlex.quote(a) for a in argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .. import cli_options as opts
 from ..errors import QrobenchError
 
 
@@ -20,15 +21,15 @@ def add_train_parser(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-n", type=int, default=1000, help="held-out tail of the training set (selection)")
     t.add_argument("--train-n", type=int, default=None, help="train on the first N images only")
-    t.add_argument("--data-dir", default=None)
-    t.add_argument("--zoo-dir", default=None, help="where the card and checkpoint are exported")
+    opts.add_data_dir(t)
+    opts.add_zoo_dir(t, "where the card and checkpoint are exported")
     t.add_argument("--work-dir", default="runs/train", help="checkpoints and logs (one folder per model)")
     t.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     t.add_argument("--stop-after-epoch", type=int, default=None,
                    help="stop after this epoch (resume later) without exporting")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--quiet", action="store_true")
+    opts.add_device(t, default="cpu")
+    opts.add_quiet(t)
     t.set_defaults(func=cmd_train)
 
 
@@ -37,9 +38,9 @@ def cmd_train(args) -> int:
     from tabulate import tabulate
 
     from ..data.cifar10 import load_cifar10_train
+    from ..zoo.naming import parse_zoo_name
     from ..zoo.store import Zoo, default_zoo_dir
     from .export import export_to_zoo
-    from .naming import parse_zoo_name
     from .recipes import RECIPES, get_recipe
     from .trainer import TrainConfig, finished, selection_metric, train
 
@@ -137,7 +138,7 @@ def add_quantize_parser(sub) -> None:
     q.add_argument("name", help="zoo name for the result, e.g. res20-mixed")
     q.add_argument("--from", dest="source", required=True, help="float zoo model to quantize, e.g. res20-fp")
     q.add_argument("--avg-bits", type=float, default=4.0, help="parameter-weighted average bits (default 4)")
-    q.add_argument("--zoo-dir", default=None)
+    opts.add_zoo_dir(q)
     q.set_defaults(func=cmd_quantize)
 
 
@@ -146,9 +147,9 @@ def cmd_quantize(args) -> int:
 
     from ..models.registry import create_model
     from ..quant.lipschitz import CANDIDATE_BITS, plan_mixed_precision
+    from ..zoo.naming import parse_zoo_name
     from ..zoo.store import Zoo, default_zoo_dir
     from .export import export_to_zoo
-    from .naming import parse_zoo_name
 
     zn = parse_zoo_name(args.name)
     if zn.precision != "mixed":

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import UnknownNameError
+from ..protocol import LEADERBOARD_EPS
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    eps: float = 8 / 255
+    eps: float = LEADERBOARD_EPS  # trained at the budget it is evaluated at
     pgd_step: float = 0.007
     pgd_steps: int = 10
     # BinaryRelax (only for quantized precisions)

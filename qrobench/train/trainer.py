@@ -20,10 +20,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..attacks.gradient import project
 from ..attacks.pgd import PGD
 from ..data.cifar10 import EvalData
-from ..models.noise import seed_noise
+from ..engine.seeding import (
+    ATTACK_GENERATOR,
+    ATTACK_NOISE,
+    EPOCH_DATA,
+    EPOCH_NOISE,
+    SCORE_NOISE,
+    TRAINING,
+    VALIDATION,
+    batch_seed,
+    generator,
+    predict,
+)
+from ..files import atomic_path
+from ..models.noise import noise_seed, seed_noise
 from ..models.registry import create_model
 from ..quant.layers import quantized_layers, set_quant_mode
 from .augment import crop_flip
@@ -88,15 +100,10 @@ def _adversarial(model, x, y, r: Recipe, g: torch.Generator):
         loss = F.cross_entropy(model(xn), y)
         (grad,) = torch.autograd.grad(loss, xn)
         return (xn.detach() + r.eps * grad.sign()).clamp(0, 1)
-    if r.adversary == "pgd10":
-        x_adv = x + (torch.rand(x.shape, generator=g) * 2 - 1).to(x.device) * r.eps
-        x_adv = project(x_adv, x, r.eps)
-        for _ in range(r.pgd_steps):
-            x_adv.requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv), y)
-            (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = project(x_adv.detach() + r.pgd_step * grad.sign(), x, r.eps)
-        return x_adv.detach()
+    if r.adversary == "pgd10":  # the evaluation's PGD, returning its last iterate as Madry et al.
+        atk = PGD(model, steps=r.pgd_steps, step_size=r.pgd_step, random_start=True, loss="ce",
+                  eps=r.eps, device=x.device, returns="last")
+        return atk.perturb(x, y, generator=g)
     raise ValueError(f"unknown adversary {r.adversary!r}")
 
 
@@ -114,25 +121,22 @@ def training_loss(model, x, x_adv, y, tradeoff: tuple[float, float] | None = Non
 def validate(model: nn.Module, data: EvalData, seed: int, bs: int = 250) -> tuple[float, float]:
     """Clean and PGD-10 (2/255, random start) accuracy on the held-out split, in eval mode."""
     model.eval()
-    atk = PGD(model, steps=10, step_size=2 / 255, random_start=True, loss="ce")
-    clean = robust = 0
+    device = next(model.parameters()).device
+    atk = PGD(model, steps=10, step_size=2 / 255, random_start=True, loss="ce", device=device)
+    clean = int((predict(model, data.x, bs, device, (seed, VALIDATION, 0)) == data.y).sum())
+    robust = 0
     for b, i in enumerate(range(0, len(data), bs)):
-        x, y = data.x[i:i + bs], data.y[i:i + bs]
-        seed_noise(model, seed * 7919 + b)
-        with torch.no_grad():
-            clean += int((model(x).argmax(1) == y).sum())
-        g = torch.Generator().manual_seed(seed * 104729 + b)
-        x_adv = atk.perturb(x, y, generator=g)
-        with torch.no_grad():
+        x, y = data.x[i:i + bs].to(device), data.y[i:i + bs].to(device)
+        with noise_seed(model, batch_seed(seed, VALIDATION, b, ATTACK_NOISE), device):
+            x_adv = atk.perturb(x, y, generator=generator(device, seed, VALIDATION, b, ATTACK_GENERATOR))
+        with torch.no_grad(), noise_seed(model, batch_seed(seed, VALIDATION, b, SCORE_NOISE), device):
             robust += int((model(x_adv).argmax(1) == y).sum())
-    seed_noise(model, None)
     return clean / len(data), robust / len(data)
 
 
 def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def selection_metric(recipe) -> str:
@@ -193,8 +197,8 @@ def train(cfg: TrainConfig, train_data: EvalData, resume: bool = False) -> nn.Mo
         phase, lam = _epoch_phase(cfg, epoch)
         if quantized:
             set_quant_mode(model, phase, lam)
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        seed_noise(model, cfg.seed * 100019 + epoch, cfg.device)
+        g = generator("cpu", cfg.seed, TRAINING, epoch, EPOCH_DATA)
+        seed_noise(model, batch_seed(cfg.seed, TRAINING, epoch, EPOCH_NOISE), cfg.device)
         perm = torch.randperm(n_train, generator=g)
         model.train()
         tot_loss = tot_correct = seen = 0

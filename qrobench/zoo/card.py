@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ModelCardError
+from ..files import atomic_write_text
 
 REQUIRED_FIELDS = {
     "name": str,
@@ -87,9 +88,7 @@ class ModelCard:
 
     def write(self, path: str | Path) -> None:
         path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2, sort_keys=False) + "\n")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.as_dict(), indent=2, sort_keys=False) + "\n")
         self.path = path
 
     def checkpoint_path(self) -> Path:

@@ -16,8 +16,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..files import atomic_path
+from ..protocol import precision
 from ..quant.layers import quantized_layers
-from ..quant.quantizers import code_range
 
 FORMAT = "qrobench-deployed-v1"
 METADATA_KEY = "qrobench"
@@ -66,9 +67,8 @@ def save_deployed(model: nn.Module, path: str | Path, metadata: dict[str, str] |
     from one export to the next."""
     path = Path(path)
     meta = {METADATA_KEY: json.dumps({"format": FORMAT, **(metadata or {})}, sort_keys=True)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(deployed_state(model), str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(deployed_state(model), str(tmp), metadata=meta)
     return file_sha256(path)
 
 
@@ -104,7 +104,7 @@ def load_deployed(model: nn.Module, path: str | Path, expected_sha256: str | Non
                 "the checkpoint does not match the card's precision"
             )
         codes = tensors[ck]
-        lo, hi = code_range(m.precision)
+        lo, hi = precision(m.precision).code_range
         uniq = torch.unique(codes)
         limit = m.max_levels()
         if codes.dtype != torch.int8 or uniq.min() < lo or uniq.max() > hi or len(uniq) > limit:

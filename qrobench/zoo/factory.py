@@ -15,7 +15,6 @@ import torch.nn as nn
 
 from ..errors import QrobenchError
 from .card import ModelCard
-from .checkpoint import load_deployed
 
 FACTORY_PREFIX = "factory:"
 _PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
@@ -49,15 +48,3 @@ def build_from_factory(path: str, kwargs: dict | None = None) -> nn.Module:
 
 def is_factory_card(card: ModelCard) -> bool:
     return card.architecture.startswith(FACTORY_PREFIX)
-
-
-def load_entry(zoo, name: str) -> tuple[nn.Module, ModelCard]:
-    """Load any zoo entry, registered architecture or factory, with its sha256 checked."""
-    card = zoo.card(name)
-    if not is_factory_card(card):
-        return zoo.load(name)
-    model = build_from_factory(card.architecture[len(FACTORY_PREFIX):], card.arch_args)
-    load_deployed(model, card.checkpoint_path(), expected_sha256=card.sha256)
-    model.eval()
-    model.card = card
-    return model, card

@@ -1,4 +1,8 @@
-"""A zoo folder: ``<name>.json`` cards beside their ``.safetensors`` checkpoints."""
+"""A zoo folder: ``<name>.json`` cards beside their ``.safetensors`` checkpoints.
+
+The one loader of zoo entries, whether the card names a registered qrobench architecture
+or a submitted ``factory:package.module:fn``; the sha256 is checked either way.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ from ..errors import QrobenchError, UnknownNameError
 from ..models.registry import create_model
 from .card import ModelCard
 from .checkpoint import load_deployed
+from .factory import FACTORY_PREFIX, build_from_factory, is_factory_card
 
 ENV_VAR = "QROBENCH_ZOO"
+# The transfer attack crafts on the first of these that is in the zoo and is not the target.
+SURROGATE_PREFERENCE = ("res20-fp", "enres20-fp")
 
 
 def default_zoo_dir() -> Path:
@@ -46,6 +53,9 @@ class Zoo:
         return card
 
     def build(self, card: ModelCard) -> nn.Module:
+        """The card's network with freshly initialised weights."""
+        if is_factory_card(card):
+            return build_from_factory(card.architecture[len(FACTORY_PREFIX):], card.arch_args)
         return create_model(card.architecture, **card.arch_args)
 
     def load(self, name: str) -> tuple[nn.Module, ModelCard]:
@@ -55,3 +65,22 @@ class Zoo:
         model.eval()
         model.card = card
         return model, card
+
+    def surrogate_name(self, target: str | None, name: str | None = None) -> str:
+        """The zoo model the ``transfer`` attack crafts on for ``target``: ``name`` if given, else
+        the first of ``SURROGATE_PREFERENCE`` that is in the zoo and is not the target."""
+        if name is not None:
+            self.card(name)  # an unknown name fails here, with the valid ones
+            return name
+        choices = [s for s in SURROGATE_PREFERENCE if s != target and s in self.names()]
+        if not choices:
+            raise QrobenchError("the transfer attack needs a surrogate model: none of "
+                                f"{', '.join(SURROGATE_PREFERENCE)} is in the zoo {self.root}; pass --surrogate NAME")
+        return choices[0]
+
+    def attack_options(self, attacks, target: str | None, surrogate: str | None = None) -> dict:
+        """Per-attack options that need zoo models (the transfer surrogate), for ``EvalConfig``."""
+        if "transfer" not in attacks:
+            return {}
+        model, _ = self.load(self.surrogate_name(target, surrogate))
+        return {"transfer": {"surrogate": model}}

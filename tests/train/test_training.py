@@ -11,9 +11,9 @@ from qrobench.models import create_model
 from qrobench.quant import quantized_layers, set_quant_mode
 from qrobench.train import TrainConfig, get_recipe, train
 from qrobench.train.export import export_to_zoo
-from qrobench.train.naming import parse_zoo_name
 from qrobench.train.trainer import training_loss
 from qrobench.zoo import Zoo
+from qrobench.zoo.naming import parse_zoo_name
 
 
 @pytest.fixture(scope="module")

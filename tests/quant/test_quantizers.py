@@ -1,4 +1,4 @@
-"""Property tests for the quantizers (PROTOCOL.md section 4), Brevitas style."""
+"""Property tests for the quantizers (docs/protocol.md §4), Brevitas style."""
 
 import torch
 from hypothesis import given, settings

@@ -1,10 +1,11 @@
-"""Zoo names ``<arch>-<precision>[-<recipe>]`` (PROTOCOL.md section 3) and what they imply."""
+"""Zoo names ``<arch>-<precision>[-<recipe>]`` (docs/protocol.md §3) and what they imply."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..errors import QrobenchError
+from ..protocol import PRECISION_TOKENS
 
 ARCHES = {
     "res20": ("preact_resnet20", {}),
@@ -13,7 +14,6 @@ ARCHES = {
     "en1res20": ("preact_resnet20", {"ensemble": 1, "noise_coef": 0.1}),
     "en5res20": ("enresnet20", {"ensemble": 5}),
 }
-PRECISION_TOKENS = ("fp", "4bit", "tnn", "bnn", "mixed")
 RECIPE_TOKENS = ("tradeoff", "natural")
 
 

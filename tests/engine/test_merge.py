@@ -27,8 +27,7 @@ def noisy_runs(test_points, tmp_path_factory):
     folder = tmp_path_factory.mktemp("seeds")
     files = []
     for s in range(3):
-        r = evaluate(model, seed=s, repeats=1, **kw)
-        r["command"] = f"qrobench run --seed {s} --repeats 1"
+        r = evaluate(model, seed=s, repeats=1, command=f"qrobench run --seed {s} --repeats 1", **kw)
         files.append(write_result(r, folder / f"s{s}.json"))
     return together, files, (model, kw)
 
@@ -65,8 +64,9 @@ def test_merge_refuses_a_seed_twice_and_different_measurements(noisy_runs, tmp_p
         merge_results([files[0], write_result(other, tmp_path / "order.json")])
     fewer = json.loads(files[1].read_text())
     fewer["n"] = N // 2
+    (tmp_path / "n.json").write_text(json.dumps(fewer))
     with pytest.raises(QrobenchError, match="n: 20 vs 40"):
-        merge_results([files[0], write_result(fewer, tmp_path / "n.json")])
+        merge_results([files[0], tmp_path / "n.json"])
     (tmp_path / "junk.json").write_text('{"hello": 1}')
     with pytest.raises(QrobenchError, match="not a qrobench result"):
         merge_results([files[0], tmp_path / "junk.json"])

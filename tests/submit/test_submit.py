@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+import qrobench
 from qrobench.cli import main
 from qrobench.quant.measure import infer_bits, measure_weights
 from qrobench.zoo import Zoo, file_sha256
@@ -116,12 +117,11 @@ def test_outside_architecture_end_to_end(trained_cnn, data_dir, tmp_path, card_f
     assert code == 0
     lb = json.loads((out / "results" / "leaderboard.json").read_text())
     assert [r["model"] for r in lb["rows"] if r["status"] == "measured"] == ["cnn-test"]
-    from qrobench.zoo.factory import load_entry
-
-    again, _ = load_entry(Zoo(out / "model_zoo"), "cnn-test")
+    again, _ = Zoo(out / "model_zoo").load("cnn-test")  # the one loader takes factory entries too
+    via_api = qrobench.load_model("cnn-test", zoo_dir=out / "model_zoo")
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(again(x), trained_cnn(x))
+        assert torch.equal(again(x), trained_cnn(x)) and torch.equal(via_api(x), trained_cnn(x))
 
 
 def test_quantization_statistics_come_from_the_weights(trained_cnn, data_dir, tmp_path, capsys, monkeypatch):

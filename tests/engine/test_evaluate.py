@@ -1,9 +1,10 @@
 """Correctness of the attack battery and the evaluation engine on a small trained model."""
 
+import statistics
+
 import pytest
 import torch
 
-from qrobench.attacks import create_attack, list_attacks
 from qrobench.data.cifar10 import EvalData
 from qrobench.engine import evaluate
 from qrobench.errors import QrobenchError, UnknownNameError
@@ -14,11 +15,6 @@ SMALL_EPS = 2 / 255  # at 8/255 a naturally trained model is at 0 % under every 
 
 def _subset(points: EvalData, n: int) -> EvalData:
     return EvalData(points.x[:n], points.y[:n], points.source)
-
-
-def test_every_attack_in_the_protocol_is_registered():
-    assert set(list_attacks()) >= {"fgsm", "pgd20", "ifgsm20", "cw", "cw-paper", "apgd-ce", "apgd-t",
-                                   "fab-t", "square", "aa", "aa-rand", "eot-pgd20", "transfer"}
 
 
 def test_battery_respects_clean_and_worst_case(tiny_trained, test_points):
@@ -38,29 +34,6 @@ def test_battery_respects_clean_and_worst_case(tiny_trained, test_points):
     assert r["n"] == 100 and r["repeats"] == 1 and not r["stochastic"]
 
 
-def test_pgd20_at_least_as_strong_as_torchattacks(tiny_trained, test_points):
-    torchattacks = pytest.importorskip("torchattacks")
-    pts = _subset(test_points, 120)
-    ours = evaluate(tiny_trained, attacks=["pgd20"], n=120, data=pts, eps=SMALL_EPS, progress=False)
-    ta = torchattacks.PGD(tiny_trained, eps=SMALL_EPS, alpha=2 / 255, steps=20, random_start=True)
-    torch.manual_seed(0)
-    x_adv = ta(pts.x, pts.y)
-    with torch.no_grad():
-        ta_acc = float((tiny_trained(x_adv).argmax(1) == pts.y).float().mean())
-    # same settings; ours keeps mid-way successes, so it may only be stronger (tolerance: 2 points)
-    assert ours["robust_acc"]["pgd20"] <= ta_acc + 2 / 120
-    assert ta_acc < ours["clean_acc"]
-
-
-def test_attacks_stay_in_the_eps_ball_and_image_range(tiny_trained, test_points):
-    x, y = test_points.x[:8], test_points.y[:8]
-    for name in ("fgsm", "pgd20", "ifgsm20", "cw", "cw-paper", "eot-pgd20", "apgd-ce"):
-        atk = create_attack(name, tiny_trained, eps=SMALL_EPS)
-        x_adv = atk.perturb(x, y, generator=torch.Generator().manual_seed(0))
-        assert (x_adv - x).abs().max() <= SMALL_EPS + 1e-6, name
-        assert x_adv.min() >= 0 and x_adv.max() <= 1, name
-
-
 def test_deterministic_model_gives_identical_numbers_twice(tiny_trained, test_points):
     pts = _subset(test_points, 60)
     a = evaluate(tiny_trained, attacks=["pgd20", "fgsm"], n=60, data=pts, eps=SMALL_EPS, seed=3, progress=False)
@@ -68,58 +41,27 @@ def test_deterministic_model_gives_identical_numbers_twice(tiny_trained, test_po
     assert a["robust_acc"] == b["robust_acc"] and a["clean_acc"] == b["clean_acc"]
 
 
-def test_stochastic_model_is_repeatable_and_reports_mean_and_std(test_points):
-    torch.manual_seed(0)
-    m = create_model("preact_resnet", depth=8, ensemble=2, noise_coef=0.5)
-    pts = _subset(test_points, 40)
-    kw = dict(attacks=["fgsm"], n=40, data=pts, eps=SMALL_EPS, progress=False, repeats=3)
+def _noisy_copy(trained, coef: float):
+    """The trained ResNet-8 with Feynman-Kac noise switched on: random at test time, yet accurate."""
+    m = create_model("preact_resnet", depth=8, noise_coef=coef)
+    m.load_state_dict(trained.state_dict())
+    return m.eval()
+
+
+def test_stochastic_model_is_repeatable_and_reports_mean_and_std(tiny_trained, test_points):
+    m = _noisy_copy(tiny_trained, 0.3)
+    kw = dict(attacks=["fgsm"], n=100, data=_subset(test_points, 100), eps=SMALL_EPS, progress=False)
     a = evaluate(m, seed=1, **kw)
     b = evaluate(m, seed=1, **kw)
-    assert a["stochastic"] and a["repeats"] == 3 and "stochastic" in a["flags"] and "no-eot" in a["flags"]
-    assert a["clean_acc"] == b["clean_acc"] and a["robust_acc"] == b["robust_acc"]
-    assert len(a["per_seed"]) == 3 and "std" in a
-    assert len({p["clean_acc"] for p in a["per_seed"]}) > 1 or a["std"]["clean_acc"] == 0
-
-
-def test_autoattack_parts_run_on_a_few_points(tiny_trained, test_points):
-    pts = _subset(test_points, 12)
-    r = evaluate(tiny_trained, attacks=["apgd-ce", "apgd-t", "square"], n=12, data=pts,
-                 eps=SMALL_EPS, progress=False)
-    assert r["robust_acc"]["apgd-ce"] <= r["clean_acc"]
-    assert r["attacks"]["square"]["n_queries"] == 5000
-    assert r["attacks"]["apgd-t"]["implementation"] == "pyautoattack.APGDAttack_targeted"
-
-
-@pytest.mark.slow
-def test_full_autoattack_and_fab(tiny_trained, test_points):
-    pts = _subset(test_points, 10)
-    r = evaluate(tiny_trained, attacks=["aa", "fab-t", "aa-rand"], n=10, data=pts, eps=SMALL_EPS,
-                 progress=False)
-    assert r["robust_acc"]["aa"] <= r["clean_acc"]
-
-
-def test_transfer_attack_uses_a_surrogate(tiny_trained, test_points):
-    torch.manual_seed(1)
-    other = create_model("preact_resnet", depth=8).eval()
-    pts = _subset(test_points, 50)
-    r = evaluate(tiny_trained, attacks=["transfer", "pgd20"], n=50, data=pts, eps=SMALL_EPS,
-                 progress=False, attack_options={"transfer": {"surrogate": other}})
-    assert r["robust_acc"]["transfer"] >= r["robust_acc"]["pgd20"]  # black-box is weaker here
-    assert r["attacks"]["transfer"]["crafting"] == "pgd20"
-
-
-def test_transfer_from_a_randomised_surrogate_is_repeatable(tiny_trained, test_points):
-    torch.manual_seed(1)
-    noisy = create_model("preact_resnet", depth=8, ensemble=2, noise_coef=0.5).eval()
-    pts = _subset(test_points, 16)
-    atk = create_attack("transfer", tiny_trained, eps=8 / 255, surrogate=noisy)
-    runs = []
-    for global_seed in (0, 1):  # the global RNG must not matter, only the attack's generator
-        torch.manual_seed(global_seed)
-        runs.append(atk.perturb(pts.x, pts.y, generator=torch.Generator().manual_seed(5)))
-    assert torch.equal(runs[0], runs[1])
-    other = atk.perturb(pts.x, pts.y, generator=torch.Generator().manual_seed(6))
-    assert not torch.equal(runs[0], other)
+    assert a.stochastic and a.repeats == 3 and "stochastic" in a.flags and "no-eot" in a.flags
+    assert a.seeds == [1, 2, 3]
+    assert a.clean_acc == b.clean_acc and a.robust_acc == b.robust_acc  # seeded: repeatable
+    per_seed = [p.clean_acc for p in a.per_seed]
+    assert len(set(per_seed)) > 1  # the noise really changes predictions from seed to seed
+    assert a.clean_acc == pytest.approx(statistics.fmean(per_seed))
+    assert a.std.clean_acc == pytest.approx(statistics.stdev(per_seed)) and a.std.clean_acc > 0
+    c = evaluate(m, seed=4, **kw)  # other seeds, other noise
+    assert [p.clean_acc for p in c.per_seed] != per_seed
 
 
 def test_bad_configuration_is_rejected(tiny_trained, test_points):

@@ -1,0 +1,76 @@
+"""Command-line options that several subcommands share, defined once so that ``--device``,
+``--eps``, ``--attacks`` and the folder options parse, validate and read the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+
+from .protocol import LEADERBOARD_EPS, eps_arg, eps_list_arg, eps_text
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def device_arg(text: str) -> str:
+    if not _DEVICE.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"--device must be auto, cpu or cuda[:i], got {text!r}")
+    return text.strip()
+
+
+def attack_list_arg(text: str) -> list[str]:
+    """Comma-separated registered attack names, each once."""
+    from .attacks import check_attack_names
+    from .errors import QrobenchError
+
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("--attacks needs at least one attack name")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"--attacks lists an attack twice: {text}")
+    try:
+        check_attack_names(names)
+    except QrobenchError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return names
+
+
+def add_device(p, default: str = "auto") -> None:
+    p.add_argument("--device", type=device_arg, default=default,
+                   help=f"auto, cpu or cuda[:i] (default {default}); on a GPU the run is full fp32")
+
+
+def add_eps(p, *, curve: bool = False, default: float | None = LEADERBOARD_EPS, help_default: str | None = None):
+    what = help_default or f"default {eps_text(LEADERBOARD_EPS)}"
+    if curve:
+        p.add_argument("--eps", type=eps_list_arg, default=None if default is None else [default],
+                       help=f"L∞ budget, e.g. 8/255 ({what}); a list 2/255,4/255,8/255 runs once per ε "
+                            "and writes one result file per ε (an ε curve)")
+    else:
+        p.add_argument("--eps", type=eps_arg, default=default, help=f"L∞ budget, e.g. 8/255 ({what})")
+
+
+def add_attacks(p, default: list[str] | None, help_default: str) -> None:
+    p.add_argument("--attacks", type=attack_list_arg, default=default,
+                   help=f"comma-separated attack names (see 'qrobench attacks'); {help_default}")
+
+
+def add_data_dir(p) -> None:
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (else $QROBENCH_DATA, download, bundled)")
+
+
+def add_zoo_dir(p, what: str = "zoo folder") -> None:
+    p.add_argument("--zoo-dir", default=None, help=f"{what} (else $QROBENCH_ZOO, else model_zoo/)")
+
+
+def add_batch_size(p) -> None:
+    p.add_argument("--batch-size", type=int, default=250, help="points per attack batch (default 250)")
+
+
+def add_quiet(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def command_line(argv) -> str:
+    """The command as a user would retype it, stored in every file a command writes."""
+    return "qrobench " + " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,40 @@
+"""The committed leaderboard is exactly what the committed result files rebuild to.
+
+Results are data: if a refactor of the record, the migration or the reports changed a single
+byte of a table or plot built from the same files, this fails (and so does an edit of a
+leaderboard output by hand, or a result change committed without 'qrobench leaderboard').
+"""
+
+from pathlib import Path
+
+import pytest
+
+from qrobench.reports.build import write_leaderboard
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "results"
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("leaderboard")
+    with pytest.MonkeyPatch.context() as mp:  # as 'qrobench leaderboard' runs: from the repository root
+        mp.chdir(REPO)
+        write_leaderboard("results", out, "model_zoo")
+    return out
+
+
+def _outputs(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in [*root.glob("leaderboard.*"), *root.glob("plots/*")])
+
+
+def test_the_same_files_are_written(rebuilt):
+    assert _outputs(rebuilt) == _outputs(RESULTS)
+    assert len(_outputs(RESULTS)) == 12  # md, csv, json, html and four plots as png and svg
+
+
+@pytest.mark.parametrize("name", _outputs(RESULTS))
+def test_every_output_is_byte_identical(rebuilt, name):
+    assert (rebuilt / name).read_bytes() == (RESULTS / name).read_bytes(), (
+        f"{name} differs from a rebuild of results/: run 'qrobench leaderboard' and commit, or find "
+        "what changed the numbers")
