@@ -70,12 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_parser(sub)
         add_quantize_parser(sub)
     from .check import add_check_parser
+    from .diagnose import add_diagnose_parser
     from .reports.cli import add_leaderboard_parser
     from .submit.cli import add_submit_parser
 
     add_leaderboard_parser(sub)
     add_submit_parser(sub)
     add_check_parser(sub)
+    add_diagnose_parser(sub)
     return p
 
 
@@ -134,7 +136,8 @@ def cmd_merge(args) -> int:
     result = merge_results(args.files, command=opts.command_line(args.argv))  # checked before writing
     path = write_result(result, out)
     print(format_result_table(result))
-    print(f"{result.repeats} seeds merged into {path}")
+    what = f"{len(args.files)} files ({len(result.attacks)} attacks, {result.repeats} seed(s))"
+    print(f"{what} merged into {path}")
     return 0
 
 

@@ -158,8 +158,10 @@ def setting_text(value):
 LEADERBOARD_N = 1000  # first N CIFAR-10 test points
 LEADERBOARD_SEED = 0
 
-# The standard battery: one-step, iterative (CE and margin loss) and gradient-free.
+# The standard battery: one-step, iterative (CE and margin loss), gradient-free, and AutoAttack
+# (the standard version for deterministic models, the EOT version for randomised ones).
 STANDARD_BATTERY = ("fgsm", "pgd20", "cw", "square")
+AUTOATTACK, AUTOATTACK_RAND = "aa", "aa-rand"
 # Randomised models additionally get an EOT attack and are scored over several seeds.
 STOCHASTIC_ATTACK = "eot-pgd20"
 EOT_ATTACKS = ("eot-pgd20", "aa-rand")
@@ -180,8 +182,14 @@ def has_eot(attacks) -> bool:
 
 
 def battery_for(stochastic: bool, attacks=None) -> list[str]:
-    """The leaderboard battery (or ``attacks``), plus EOT for a randomised model."""
-    names = list(attacks) if attacks else list(STANDARD_BATTERY)
+    """The leaderboard battery for a model (or ``attacks``, plus EOT for a randomised model).
+
+    Deterministic: fgsm, pgd20, cw, square, aa. Randomised: fgsm, pgd20, cw, square, eot-pgd20,
+    aa-rand (AutoAttack's own version for randomised defences)."""
+    if not attacks:
+        return [*STANDARD_BATTERY, STOCHASTIC_ATTACK, AUTOATTACK_RAND] if stochastic else \
+            [*STANDARD_BATTERY, AUTOATTACK]
+    names = list(attacks)
     if stochastic and not has_eot(names):
         names.append(STOCHASTIC_ATTACK)
     return names

@@ -164,3 +164,25 @@ def test_bad_zoo_entries_are_refused_in_one_line(zoo, data_dir, tmp_path, how, m
 def test_attacks_command_lists_settings(capsys):
     code, stdout, _ = _run(capsys, "attacks")
     assert code == 0 and "pgd20" in stdout and "2/255" in stdout and "square" in stdout
+
+
+def test_diagnose_prints_the_checks_and_stores_them_in_the_result(zoo, data_dir, tmp_path, capsys):
+    results = tmp_path / "results"
+    out = results / "zoo" / "res8-fp.json"
+    code, _, err = _run(capsys, "run", "--model", "res8-fp", "--attacks", "fgsm,pgd20", "--n", "40",
+                        "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--output", str(out), "--quiet")
+    assert code == 0, err
+    code, stdout, err = _run(capsys, "diagnose", "--model", "res8-fp", "--zoo-dir", str(zoo), "--results-dir",
+                             str(results), "--data-dir", str(data_dir), "--probe-points", "30")
+    assert code == 0, err
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in stdout.splitlines()
+            if line.startswith("| ") and "check" not in line}
+    assert rows["fgsm-beats-pgd"] == "pass" and rows["black-box-beats-white-box"] == "n/a"  # no black-box run
+    assert rows["large-eps-not-broken"] == "pass" and len(rows) == 9
+    stored = json.loads(out.read_text())["diagnostics"]
+    assert [f["check"] for f in stored["findings"]] == list(rows) and stored["probe"]["points"] == 30
+    assert stored["flags"] == [k for k, v in rows.items() if v == "FLAG"]
+    assert stored["command"].startswith("qrobench diagnose --model res8-fp")
+    code, _, err = _run(capsys, "diagnose", "--model", "en8-tnn", "--zoo-dir", str(zoo), "--results-dir",
+                        str(results), "--data-dir", str(data_dir))
+    assert code == 2 and "no result for 'en8-tnn'" in err and err.count("\n") == 1

@@ -82,8 +82,9 @@ def test_eps_parse_and_format_round_trip():
 
 def test_battery_rules():
     assert STANDARD_BATTERY == ("fgsm", "pgd20", "cw", "square") and CLEAN_ACC_FLOOR == 0.20
-    assert battery_for(False) == list(STANDARD_BATTERY)
-    assert battery_for(True) == [*STANDARD_BATTERY, "eot-pgd20"]
+    assert battery_for(False) == [*STANDARD_BATTERY, "aa"]
+    assert battery_for(True) == [*STANDARD_BATTERY, "eot-pgd20", "aa-rand"]
+    assert battery_for(True, ["pgd20"]) == ["pgd20", "eot-pgd20"]
     assert battery_for(True, ["pgd20", "aa-rand"]) == ["pgd20", "aa-rand"]  # already has EOT
     assert set(EOT_ATTACKS) == {"eot-pgd20", "aa-rand"}
     assert default_repeats(True) == STOCHASTIC_REPEATS == 3 and default_repeats(False) == 1

@@ -24,6 +24,7 @@ from ..errors import QrobenchError
 from ..models.noise import is_stochastic, noise_seed
 from ..protocol import LEADERBOARD_EPS, default_repeats, has_eot
 from ..quant.measure import measure_weights
+from .outcomes import encode_mask
 from .results import Result, SeedResult
 from .seeding import (
     ATTACK_GENERATOR,
@@ -166,7 +167,8 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
     return SeedResult(seed=seed, clean_acc=_fraction(correct),
                       robust_acc={k: _fraction(v) for k, v in robust.items()},
                       worst_case_acc=_fraction(worst), wall_time_s=times, clean_time_s=clean_time,
-                      zero_grad_frac=zero_grad)
+                      zero_grad_frac=zero_grad,
+                      outcomes={"clean": encode_mask(correct), **{k: encode_mask(v) for k, v in robust.items()}})
 
 
 def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0, *,

@@ -1,9 +1,15 @@
-"""Merging result files that hold different seeds of one evaluation into one multi-seed result.
+"""Merging result files of one evaluation measured in pieces: by seed, or by attack.
 
-Each seed of an evaluation is fixed by its seed alone (the engine seeds every batch from it),
-so seeds measured in separate processes, sessions or machines combine into exactly the
-numbers one ``--repeats k`` run gives. That lets a slow randomised model be evaluated one
-seed per core, or one seed per session, without redoing finished seeds.
+*Seeds*: each seed of an evaluation is fixed by its seed alone (the engine seeds every batch
+from it), so seeds measured in separate processes, sessions or machines combine into exactly
+the numbers one ``--repeats k`` run gives.
+
+*Attacks*: files with the same model, points and seeds but different attacks combine into one
+result over the union of the attacks; the worst case is recomputed point by point from the
+per-point outcomes, so a slow attack (AutoAttack, Square) can run on its own. The clean
+predictions of every file must agree point for point. An attack's random starts are seeded by
+its position in the battery, so the merged numbers are those of an equally valid run, not
+bit for bit those of one invocation with the whole battery.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ import time
 from pathlib import Path
 
 from ..errors import QrobenchError
-from .results import Result, read_result
+from ..protocol import has_eot
+from .outcomes import decode_mask
+from .results import Result, SeedResult, read_result
 
 # What defines the measurement: seeds may only be combined when all of these agree. Device,
 # threads and torch version may differ (recorded per source); they do not change the protocol.
 MUST_AGREE = ("model", "card_sha256", "dataset", "split", "n", "first_index", "eps", "norm",
               "attacks", "batch_size", "channels_last", "stochastic")
+ATTACK_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k != "attacks")
 
 
 def _load(path: str | os.PathLike) -> Result:
@@ -42,6 +51,8 @@ def merge_results(paths: list[str | os.PathLike], command: str | None = None) ->
         raise QrobenchError("merge needs at least two result files")
     results = [(Path(p), _load(p)) for p in paths]
     first_path, first = results[0]
+    if any(list(r.attacks) != list(first.attacks) for _, r in results[1:]):
+        return _merge_attacks(results, command)
     for path, r in results[1:]:
         for key in MUST_AGREE:
             if _signature(r, key) != _signature(first, key):
@@ -69,7 +80,60 @@ def merge_results(paths: list[str | os.PathLike], command: str | None = None) ->
         merged_from=[src for path, r in results for src in _sources(path, r)],
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         command=command,  # merged_from keeps each run's own command
+        diagnostics=None,  # a diagnosis belongs to the numbers it read: re-run qrobench diagnose
     )
+    return merged.summarize()
+
+
+def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> Result:
+    first_path, first = results[0]
+    owner: dict[str, Path] = {}
+    for path, r in results:
+        for key in ATTACK_MERGE_MUST_AGREE:
+            if _signature(r, key) != _signature(first, key):
+                raise QrobenchError(f"{path} and {first_path} measured different things ({key}: {getattr(r, key)!r} "
+                                    f"vs {getattr(first, key)!r}); only attacks on the same points and seeds can be merged")
+        if r.qrobench_version != first.qrobench_version:
+            raise QrobenchError(f"{path} and {first_path} come from different qrobench versions; re-run the older one")
+        if r.seeds != first.seeds:
+            raise QrobenchError(f"{path} holds seeds {r.seeds} but {first_path} seeds {first.seeds}; attacks can "
+                                "only be merged over the same seeds (merge the seeds of each attack first)")
+        if not r.has_outcomes:
+            raise QrobenchError(f"{path} holds no per-point outcomes, so its worst case cannot be combined with "
+                                "other attacks; re-run it with qrobench >= 0.2")
+        for a in r.attacks:
+            if a in owner:
+                raise QrobenchError(f"attack {a} is in both {owner[a]} and {path}; give each attack once "
+                                    "(to combine seeds, merge files with the same attacks)")
+            owner[a] = path
+    seeds = []
+    for i, s0 in enumerate(first.per_seed):
+        parts = [r.per_seed[i] for _, r in results]
+        if any(p.outcomes["clean"] != s0.outcomes["clean"] for p in parts):
+            raise QrobenchError(f"seed {s0.seed}: the clean predictions differ between the files, so they "
+                                "did not measure the same model on the same points")
+        outcomes = {"clean": s0.outcomes["clean"]}
+        robust, times, zero_grad = {}, {}, {}
+        for p in parts:
+            outcomes.update({a: m for a, m in p.outcomes.items() if a != "clean"})
+            robust.update(p.robust_acc)
+            times.update(p.wall_time_s)
+            zero_grad.update(p.zero_grad_frac)
+        worst = decode_mask(outcomes["clean"], first.n)
+        for a in robust:
+            worst &= decode_mask(outcomes[a], first.n)
+        seeds.append(SeedResult(seed=s0.seed, clean_acc=s0.clean_acc, robust_acc=robust,
+                                worst_case_acc=int(worst.sum()) / first.n, wall_time_s=times,
+                                clean_time_s=s0.clean_time_s, zero_grad_frac=zero_grad, outcomes=outcomes))
+    attacks = {a: s for _, r in results for a, s in r.attacks.items()}
+    flags = set().union(*(r.flags for _, r in results)) - {"no-eot"}
+    if first.stochastic and not has_eot(attacks):
+        flags.add("no-eot")
+    merged = dataclasses.replace(
+        first, attacks=attacks, per_seed=seeds, flags=sorted(flags),
+        total_time_s=sum(float(r.total_time_s) for _, r in results),
+        merged_from=[src for path, r in results for src in _sources(path, r)],
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None)
     return merged.summarize()
 
 
@@ -77,6 +141,7 @@ def _sources(path: Path, r: Result) -> list[dict]:
     """The runs behind a file: itself, or, for an earlier merge, the runs it was merged from."""
     if r.merged_from:
         return list(r.merged_from)
-    return [{"file": path.name, "seeds": r.seeds, "command": r.command, "timestamp": r.timestamp,
+    return [{"file": path.name, "seeds": r.seeds, "attacks": list(r.attacks), "command": r.command,
+             "timestamp": r.timestamp,
              "device": r.device, "threads": r.threads, "versions": r.versions,
              "total_time_s": r.total_time_s}]

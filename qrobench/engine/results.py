@@ -18,9 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import QrobenchError
 from ..files import atomic_write_text
 from ..protocol import CLEAN_ACC_FLOOR, precision_bits
+from .outcomes import decode_mask
 
 RESULT_SCHEMA = "qrobench-result-v2"
 LEGACY_SCHEMAS = ("qrobench-result-v1",)
@@ -66,6 +69,14 @@ class SeedResult(_ReadsLikeAMapping):
     wall_time_s: dict[str, float] = field(default_factory=dict)
     clean_time_s: float = 0.0
     zero_grad_frac: dict[str, float] = field(default_factory=dict)
+    # per-point masks (outcomes.py): "clean" and each attack; None in files written before them
+    outcomes: dict[str, str] | None = None
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["outcomes"] is None:
+            del d["outcomes"]
+        return d
 
 
 @dataclass
@@ -120,6 +131,7 @@ class Result(_ReadsLikeAMapping):
     weights: dict | None = None  # per-layer bit-widths and zero channels behind the statistics
     submission: dict | None = None  # how a submitted checkpoint was loaded and checked
     merged_from: list[dict] | None = None  # the runs a merged file combines
+    diagnostics: dict | None = None  # gradient-masking findings (engine/diagnostics.py, qrobench diagnose)
     schema: str = RESULT_SCHEMA
 
     # -- aggregation -----------------------------------------------------------------------
@@ -156,6 +168,44 @@ class Result(_ReadsLikeAMapping):
     def seeds(self) -> list[int]:
         return [r.seed for r in self.per_seed]
 
+    # -- per-point outcomes ----------------------------------------------------------------
+
+    @property
+    def has_outcomes(self) -> bool:
+        return bool(self.per_seed) and all(s.outcomes for s in self.per_seed)
+
+    def _require_outcomes(self) -> None:
+        if not self.has_outcomes:
+            raise QrobenchError(f"the result for {self.model} holds no per-point outcomes (written by "
+                                f"qrobench {self.qrobench_version or '< 0.2'}); re-run it to get them")
+
+    def masks(self, name: str) -> list[np.ndarray]:
+        """Per seed, the points that were correct (``"clean"``) or survived attack ``name``."""
+        self._require_outcomes()
+        if name != "clean" and name not in self.attacks:
+            raise QrobenchError(f"{self.model} was not measured under {name!r}; attacks: {', '.join(self.attacks)}")
+        return [decode_mask(s.outcomes[name], self.n) for s in self.per_seed]
+
+    def worst_case_masks(self, attacks=None) -> list[np.ndarray]:
+        """Per seed, the points robust to every attack of ``attacks`` (default: the whole battery)."""
+        names = list(self.attacks) if attacks is None else list(attacks)
+        per_attack = [self.masks(a) for a in names]
+        out = []
+        for i, clean in enumerate(self.masks("clean")):
+            m = clean.copy()
+            for masks in per_attack:
+                m &= masks[i]
+            out.append(m)
+        return out
+
+    def worst_case_over(self, attacks) -> tuple[float, float]:
+        """Mean and std over seeds of the worst case over a subset of the measured attacks."""
+        return _mean_std([int(m.sum()) / self.n for m in self.worst_case_masks(attacks)])
+
+    def point_scores(self, attacks=None) -> np.ndarray:
+        """Per point, the fraction of seeds in which it is robust to ``attacks`` (0 or 1 for one seed)."""
+        return np.mean(np.stack(self.worst_case_masks(attacks)), axis=0)
+
     @property
     def qrobench_version(self) -> str:
         return str(self.versions.get("qrobench", ""))
@@ -171,7 +221,7 @@ class Result(_ReadsLikeAMapping):
             if v is None and f.name in _OPTIONAL:
                 continue
             d[f.name] = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else \
-                [dataclasses.asdict(x) for x in v] if f.name == "per_seed" else v
+                [x.as_dict() for x in v] if f.name == "per_seed" else v
         return d
 
     @classmethod
@@ -189,7 +239,7 @@ class Result(_ReadsLikeAMapping):
         return cls(**kwargs)
 
 
-_OPTIONAL = ("protocol", "weights", "submission", "merged_from")
+_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -128,3 +128,14 @@ def select(results: list[ResultFile], cards: dict[str, ModelCard], eps: float) -
         if same_eps(r.result.eps, eps):
             by_model.setdefault(r.model, []).append(r)
     return [pick_one(rs, cards) for _, rs in sorted(by_model.items())]
+
+
+def model_curve(results: list[ResultFile], model: str, cards: dict[str, ModelCard]) -> dict[float, float]:
+    """ε → worst case of ``model`` (one result per ε, picked as the leaderboard picks)."""
+    mine = [r for r in results if r.model == model and r.result.robust_acc]
+    curve: dict[float, float] = {}
+    for r in mine:
+        eps = next((e for e in curve if same_eps(e, r.result.eps)), float(r.result.eps))
+        if eps not in curve:
+            curve[eps] = pick_one([q for q in mine if same_eps(q.result.eps, eps)], cards).result.worst_case_acc
+    return dict(sorted(curve.items()))

@@ -14,7 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from .._version import __version__
-from .render import NOTE_REPORTED, display_cell, display_columns, protocol_line
+from .render import (
+    NOTE_REPORTED,
+    compact_columns,
+    display_cell,
+    display_columns,
+    flag_lines,
+    protocol_line,
+)
 from .summary import RunsSummary
 
 _CSS = """
@@ -57,7 +64,7 @@ _JS = """
 })();
 """
 
-NUMERIC_KEYS = {"rank", "ensemble", "bits", "train_h", "size_kb", "compression", "n"}
+NUMERIC_KEYS = {"rank", "group", "ensemble", "bits", "train_h", "size_kb", "compression", "n"}
 HTML_RECIPE_WIDTH = 40  # the full recipe is the cell's tooltip
 
 
@@ -76,6 +83,8 @@ def _cell(row: pd.Series, key: str) -> str:
         f' data-v="{html.escape(str(row.get(key, "")))}"'
     if key == "recipe":
         attrs += f' title="{html.escape(str(row.get("recipe", "")))}"'
+    if key == "flags" and row.get("diagnosis"):
+        attrs += f' title="{html.escape(str(row["diagnosis"]))}"'
     body = html.escape(text)
     if key == "model":
         body = html.escape(str(row["model"]))
@@ -107,10 +116,21 @@ def to_html(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str
         f'<p class="note">{html.escape(protocol_line(df, eps, sort))} Click a column header to sort.</p>',
     ]
     if body:
-        parts += ['<div class="wrap"><table id="leaderboard"><thead><tr>', head, "</tr></thead><tbody>",
+        compact = compact_columns(df)
+        rows = ["<tr>" + "".join(f"<td>{html.escape(display_cell(r, k))}</td>" for k, _ in compact) + "</tr>"
+                for _, r in df.iterrows()]
+        parts += ['<div class="wrap"><table class="compact"><thead><tr>',
+                  "".join(f"<th>{html.escape(h)}</th>" for _, h in compact), "</tr></thead><tbody>", *rows,
+                  "</tbody></table></div>", "<h2>All columns</h2>",
+                  '<div class="wrap"><table id="leaderboard"><thead><tr>', head, "</tr></thead><tbody>",
                   *body, "</tbody></table></div>"]
     else:
         parts.append('<p class="note">No results at this ε yet.</p>')
+    flags = flag_lines(df) if len(df) else []
+    if flags:
+        items = "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>" for f, text in flags)
+        parts += ["<h2>Flags</h2>", '<p class="note">Hover a row\'s flags for the measured reason '
+                  "(<code>qrobench diagnose --model NAME</code> prints the full report).</p>", f"<ul>{items}</ul>"]
     if (df["status"] == "reported").any():
         parts.append(f'<p class="note">{html.escape(NOTE_REPORTED)}</p>')
     parts.append(f'<p class="note">Built by qrobench {html.escape(__version__)} from {n_files} '

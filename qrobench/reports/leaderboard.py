@@ -13,9 +13,12 @@ import re
 
 import pandas as pd
 
+from ..engine.diagnostics import findings_of
+from ..engine.diagnostics import flags as diagnostic_flags
 from ..errors import QrobenchError
 from ..protocol import LEADERBOARD_EPS, precision_bits
-from .collect import ResultFile, is_stale, pick_one, same_eps, select
+from .collect import ResultFile, is_stale, model_curve, pick_one, same_eps, select
+from .stats import accuracy_interval, significance_groups
 
 # Column order for attacks: the battery's order, then anything else alphabetically.
 ATTACK_ORDER = ("fgsm", "pgd20", "ifgsm20", "cw", "cw-paper", "apgd-ce", "apgd-t", "fab-t", "square",
@@ -64,11 +67,13 @@ def _num(x) -> float:
     return float(x) if isinstance(x, (int, float)) else math.nan
 
 
-def measured_row(r: ResultFile, cards: dict, root=None) -> dict:
+def measured_row(r: ResultFile, cards: dict, root=None, curve: dict | None = None) -> dict:
     d = r.result  # everything shown comes from the file (weight statistics were stored at run time)
     card = cards.get(r.model)
     stale = is_stale(r, cards)
+    findings = findings_of(d, curve)
     flags = list(d.flags)
+    flags += [f for f in diagnostic_flags(findings) if f not in flags]
     if stale:
         flags.append("stale")
     row = {
@@ -86,13 +91,27 @@ def measured_row(r: ResultFile, cards: dict, root=None) -> dict:
         "n": int(d.n), "eps": float(d.eps), "repeats": int(d.repeats),
         "flags": ", ".join(flags), "stale": stale,
         "version": d.qrobench_version,
+        "diagnosis": "; ".join(f"{f.check}: {f.reason}" for f in findings if f.status == "flag"),
         "source": "measured", "card_sha256": d.card_sha256 or "",
         "file": str(r.path.relative_to(root)) if root is not None else str(r.path),
     }
     for a, acc in d.robust_acc.items():
         row[f"{a}_pct"] = _pct(acc)
         row[f"{a}_std_pct"] = _pct(d.std.robust_acc.get(a))
+    _add_intervals(row, d)
     return row
+
+
+def _add_intervals(row: dict, d) -> None:
+    """``<key>_lo_pct`` / ``<key>_hi_pct``: the 95 % interval of every accuracy (stats.py)."""
+    seeds = d.per_seed
+    series = {"clean": (d.clean_acc, [s.clean_acc for s in seeds]),
+              **{a: (acc, [s.robust_acc.get(a, acc) for s in seeds]) for a, acc in d.robust_acc.items()}}
+    if d.robust_acc:
+        series["worst_case"] = (d.worst_case_acc, [s.worst_case_acc for s in seeds])
+    for key, (mean, per_seed) in series.items():
+        lo, hi = accuracy_interval(mean, int(d.n), per_seed)
+        row[f"{key}_lo_pct"], row[f"{key}_hi_pct"] = _pct(lo), _pct(hi)
 
 
 def reported_row(rep: dict) -> dict:
@@ -112,7 +131,7 @@ def reported_row(rep: dict) -> dict:
         "size_kb": size_kb, "compression": compression,
         "n": rep["n"] if isinstance(rep.get("n"), int) else pd.NA,
         "eps": float(rep["eps"]) if rep.get("eps") is not None else math.nan, "repeats": 1,
-        "flags": ", ".join(["reported", *rep.get("flags", [])]), "stale": False, "version": "",
+        "flags": ", ".join(["reported", *rep.get("flags", [])]), "stale": False, "version": "", "diagnosis": "",
         "source": f"reported: {rep['source']}", "card_sha256": "",
         "file": str(rep.get("path", "")),
     }
@@ -125,19 +144,37 @@ def reported_row(rep: dict) -> dict:
 def build_table(results: list[ResultFile], cards: dict, reported: list[dict] = (),
                 eps: float = LEADERBOARD_EPS, root=None) -> pd.DataFrame:
     """One row per model measured at ``eps`` plus the reported rows at that ε, unsorted."""
-    rows = [measured_row(r, cards, root) for r in select(results, cards, eps)]
+    chosen = select(results, cards, eps)
+    rows = [measured_row(r, cards, root, model_curve(results, r.model, cards)) for r in chosen]
+    _add_groups(rows, chosen)
     rows += [reported_row(rep) for rep in reported if rep.get("eps") is None or same_eps(rep["eps"], eps)]
     attacks = attack_columns({k[:-4] for row in rows for k in row
-                              if k.endswith("_pct") and not k.endswith("_std_pct")}
+                              if k.endswith("_pct") and not k.endswith(("_std_pct", "_lo_pct", "_hi_pct"))}
                              - {"clean", "worst_case", "sparsity", "channel_sparsity"})
-    cols = ["rank", "model", "status", "architecture", "ensemble", "precision", "bits", "recipe", "train_h", "loss",
-            "clean_pct", *[f"{a}_pct" for a in attacks], "worst_case_pct", "sparsity_pct",
+    accs = ["clean", *attacks, "worst_case"]
+    cols = ["rank", "group", "model", "status", "architecture", "ensemble", "precision", "bits", "recipe", "train_h",
+            "loss", "clean_pct", *[f"{a}_pct" for a in attacks], "worst_case_pct", "sparsity_pct",
             "channel_sparsity_pct", "size_kb", "compression", "n", "eps", "repeats", "flags", "version",
             "source", "stale", "clean_std_pct", *[f"{a}_std_pct" for a in attacks], "worst_case_std_pct",
-            "card_sha256", "file"]
+            *[f"{a}_{side}_pct" for a in accs for side in ("lo", "hi")], "diagnosis", "card_sha256", "file"]
     df = pd.DataFrame(rows, columns=cols)
+    df["group"] = df["group"].astype("Int64")
     df.attrs["attacks"] = attacks
     return df
+
+
+def _add_groups(rows: list[dict], chosen: list[ResultFile]) -> None:
+    """``group``: rows in worst-case order whose gap to the row above is not significant share a
+    group (paired test on the per-point outcomes, stats.py); rows without outcomes get none."""
+    order = sorted(range(len(rows)), key=lambda i: (-rows[i]["worst_case_pct"]
+                                                     if not math.isnan(rows[i]["worst_case_pct"]) else math.inf,
+                                                     rows[i]["model"]))
+    scores = []
+    for i in order:
+        r = chosen[i].result
+        scores.append(r.point_scores() if r.has_outcomes and r.robust_acc and r.first_index == 0 else None)
+    for i, g in zip(order, significance_groups(scores), strict=True):
+        rows[i]["group"] = g if g is not None else pd.NA
 
 
 def model_table(results: list[ResultFile], cards: dict, root=None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .._version import __version__
+from ..engine.diagnostics import FLAG_HELP as DIAGNOSTIC_FLAGS
 from ..protocol import eps_text
 from .summary import RunsSummary
 
@@ -26,12 +27,14 @@ def _missing(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
-def _pct(v, std, repeats) -> str:
+def _pct(v, std, repeats, lo=None, hi=None) -> str:
     if _missing(v):
         return "—"
     s = f"{v:.2f}"
     if not _missing(std) and repeats and repeats > 1:
         s += f" ± {std:.2f}"
+    if not _missing(lo) and not _missing(hi):
+        s += f" [{lo:.1f}, {hi:.1f}]"
     return s
 
 
@@ -40,10 +43,38 @@ def _short(text: str, width: int = RECIPE_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+AUTOATTACK = ("aa", "aa-rand")
+FLAG_HELP = {
+    **DIAGNOSTIC_FLAGS,
+    "no-eot": "a randomised model measured without an EOT attack (eot-pgd20 or aa-rand)",
+    "low-clean-accuracy": "clean accuracy below the 20 % floor: robust numbers of a broken model mean little",
+    "stale": "measured on a checkpoint the zoo no longer holds (the card's sha256 changed)",
+    "submitted": "an outside submission (qrobench submit)",
+    "no-card": "submitted without a model card",
+    "reported": "published numbers typed from a paper, not measured here",
+}
+
+
+def flag_lines(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(flag, meaning) for every flag that appears in the table, in a fixed order."""
+    seen = {f.strip() for text in df["flags"].fillna("") for f in str(text).split(",") if f.strip()}
+    out = [(f, FLAG_HELP[f]) for f in FLAG_HELP if f in seen]
+    out += [(f, "an attack met all-zero or non-finite input gradients on more than 5 % of points")
+            for f in sorted(seen) if f.startswith("zero-gradients:")]
+    return out  # the deterministic and the randomised model's AutoAttack
+
+
+def compact_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(key, header) pairs of the table read at a glance (the full one follows it)."""
+    return [("rank", "rank"), ("group", "group"), ("model", "model"), ("bits", "bits"), ("size_kb", "size KB"),
+            ("clean", "clean %"), ("autoattack", "AutoAttack %"), ("worst_case", "worst case %"),
+            ("sparsity", "sparsity %"), ("channel_sparsity", "channel sparsity %"), ("flags", "flags")]
+
+
 def display_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
     """(key, header) pairs of the human-facing table."""
     attacks = df.attrs.get("attacks", [])
-    return [("rank", "rank"), ("model", "model"), ("source", "source"), ("architecture", "architecture"),
+    return [("rank", "rank"), ("group", "group"), ("model", "model"), ("source", "source"), ("architecture", "architecture"),
             ("ensemble", "ensemble"), ("precision", "precision"), ("bits", "bits"), ("recipe", "recipe"),
             ("train_h", "train h"), ("clean", "clean %"), *[(a, f"{a} %") for a in attacks], ("worst_case", "worst case %"),
             ("sparsity", "sparsity %"), ("channel_sparsity", "channel sparsity %"), ("size_kb", "size KB"),
@@ -53,8 +84,13 @@ def display_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
 def display_cell(row: pd.Series, key: str, width: int | None = RECIPE_WIDTH) -> str:
     """The text of one cell as the Markdown and HTML tables show it."""
     rep = row.get("repeats", 1)
+    if key == "autoattack":
+        key = next((a for a in AUTOATTACK if not _missing(row.get(f"{a}_pct"))), AUTOATTACK[0])
+        if _missing(row.get(f"{key}_pct")):
+            return "—"
     if key in ("clean", "worst_case") or f"{key}_std_pct" in row.index:
-        return _pct(row.get(f"{key}_pct"), row.get(f"{key}_std_pct"), rep)
+        return _pct(row.get(f"{key}_pct"), row.get(f"{key}_std_pct"), rep, row.get(f"{key}_lo_pct"),
+                    row.get(f"{key}_hi_pct"))
     v = row.get(key)
     if key in ("sparsity", "channel_sparsity"):
         return _pct(row.get(f"{key}_pct"), None, 1)
@@ -68,7 +104,7 @@ def display_cell(row: pd.Series, key: str, width: int | None = RECIPE_WIDTH) -> 
         return f"{v:.2f}"
     if key == "compression":
         return f"{v:.1f}×"
-    if key in ("rank", "n", "ensemble"):
+    if key in ("rank", "group", "n", "ensemble"):
         return str(int(v))
     if key == "model" and row.get("status") == "reported":
         return f"{v} (reported)"
@@ -80,17 +116,32 @@ def display_cell(row: pd.Series, key: str, width: int | None = RECIPE_WIDTH) -> 
 def protocol_line(df: pd.DataFrame, eps: float, sort: str) -> str:
     by = "worst-case robust accuracy" if sort.split(":")[0] == "worst_case" else f"'{sort}'"
     return (f"CIFAR-10, L∞ ε = {eps_text(eps)}, the first n test points, model in eval mode; "
-            f"sorted by {by}. Accuracies in %; randomised models show mean ± std over seeds. "
-            "Worst case: a point counts as robust only if it survives every attack in its battery.")
+            f"sorted by {by}. Accuracies in %; randomised models show mean ± std over seeds; "
+            "[low, high] is the 95 % interval (Wilson over the n points; for randomised models "
+            "widened by the seed spread, t·s/√k). Worst case: a point counts as robust only if it "
+            "survives every attack in its battery. Group: rows whose worst case is not significantly "
+            "different (paired McNemar / sign-flip test on the per-point outcomes, 5 %) from the row "
+            "above share a group; '—' where a result holds no per-point outcomes.")
+
+
+def _table(df: pd.DataFrame, cols) -> str:
+    rows = [[display_cell(r, k) for k, _ in cols] for _, r in df.iterrows()]
+    return tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True)
 
 
 def to_markdown(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str,
                 plots: dict | None = None, n_files: int = 0) -> str:
-    cols = display_columns(df)
-    rows = [[display_cell(r, k) for k, _ in cols] for _, r in df.iterrows()]
-    table = tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True) \
-        if rows else "_No results at this ε yet: run `qrobench run` or `qrobench submit` first._"
-    out = ["# qrobench leaderboard", "", protocol_line(df, eps, sort), "", table, ""]
+    out = ["# qrobench leaderboard", "", protocol_line(df, eps, sort), ""]
+    if len(df):
+        out += [_table(df, compact_columns(df)), "", "## All columns", "", _table(df, display_columns(df)), ""]
+    else:
+        out += ["_No results at this ε yet: run `qrobench run` or `qrobench submit` first._", ""]
+    flags = flag_lines(df) if len(df) else []
+    if flags:
+        out += ["Flags (`qrobench diagnose` and the result records; a row's reasons are in the `diagnosis` "
+                "column of the CSV/JSON and the HTML tooltip):", ""]
+        out += [f"- **{f}**: {text}" for f, text in flags]
+        out.append("")
     if (df["status"] == "reported").any():
         out += [NOTE_REPORTED, ""]
     if "stale" in df and df["stale"].any():

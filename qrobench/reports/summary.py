@@ -51,7 +51,14 @@ class RunsSummary:
                     parts.append(f"{row['repeats']} seed{'s' if row['repeats'] > 1 else ''} of a randomised model "
                                  f"(protocol: {STOCHASTIC_REPEATS})")
                 if row["missing_attacks"]:
-                    parts.append("no " + ", ".join(row["missing_attacks"]))
+                    missing = ", ".join(row["missing_attacks"])
+                    if row.get("outcomes") is False:  # nothing to merge a new attack into
+                        why = (f"its result (qrobench {row.get('version') or '< 0.2'}) predates per-point "
+                               "outcomes, so the whole battery must be re-run")
+                    else:
+                        why = f"run `qrobench run --model {row['model']} --attacks {','.join(row['missing_attacks'])}` " \
+                              "and `qrobench merge` it in"
+                    parts.append(f"no {missing} ({why})")
                 out.append(f"  - {row['model']}: " + "; ".join(parts))
         if self.not_in_zoo:
             out.append("- results for models not in the zoo: " + ", ".join(self.not_in_zoo))
@@ -81,7 +88,10 @@ def summarize_runs(results: list[ResultFile], cards: dict, eps: float, invalid_c
         n, repeats = int(r.result.n), int(r.result.repeats)
         few_seeds = repeats if stochastic and repeats < STOCHASTIC_REPEATS else None
         if n < LEADERBOARD_N or missing or few_seeds is not None:
-            s.short_of_protocol.append({"model": r.model, "n": n, "repeats": few_seeds, "missing_attacks": missing})
+            row = {"model": r.model, "n": n, "repeats": few_seeds, "missing_attacks": missing}
+            if missing:
+                row.update(outcomes=r.result.has_outcomes, version=r.result.qrobench_version)
+            s.short_of_protocol.append(row)
     s.measured = sorted(fresh_at_eps)
     s.missing = sorted(set(cards) - any_at_eps)
     s.not_in_zoo = sorted({r.model for r in results} - set(cards)) if cards else []

@@ -6,7 +6,7 @@ import json
 
 from .. import cli_options as opts
 from ..errors import QrobenchError
-from ..protocol import CLEAN_ACC_FLOOR, LEADERBOARD_N, STANDARD_BATTERY, STOCHASTIC_ATTACK
+from ..protocol import CLEAN_ACC_FLOOR, LEADERBOARD_N, battery_for
 
 
 def add_submit_parser(sub) -> None:
@@ -20,8 +20,8 @@ def add_submit_parser(sub) -> None:
     p.add_argument("--arch-args", default=None, help="JSON object of keyword arguments for --arch/--factory")
     p.add_argument("--card", default=None, help="JSON card with recipe, license, reference (see README)")
     p.add_argument("--n", type=int, default=LEADERBOARD_N, help=f"first N test points (default {LEADERBOARD_N})")
-    opts.add_attacks(p, None, f"default {','.join(STANDARD_BATTERY)}; {STOCHASTIC_ATTACK} is added for "
-                     "random models")
+    opts.add_attacks(p, None, f"default {','.join(battery_for(False))} ({','.join(battery_for(True))} for "
+                     "models random at test time; eot-pgd20 is added to a given list for those)")
     p.add_argument("--output-dir", default=".", help="repository root to write model_zoo/ and results/zoo/ "
                    "under (default .)")
     p.add_argument("--min-clean-acc", type=float, default=CLEAN_ACC_FLOOR,

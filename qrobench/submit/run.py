@@ -17,6 +17,7 @@ import torch
 
 from ..attacks.base import check_attack_names
 from ..data.cifar10 import EvalData, load_cifar10_test
+from ..diagnose import diagnose_result
 from ..engine.evaluate import EvalConfig, evaluate, resolve_device
 from ..engine.results import Result, write_result
 from ..engine.seeding import CLEAN, predict
@@ -164,6 +165,8 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
                           submission={"loaded_as": loaded_as, "random_at_test_time": stochastic,
                                       "clean_acc_floor": min_clean_acc, "battery": battery,
                                       "checkpoint_sha256": original_sha})
+        # the gradient-masking report, stored with the entry (a probe on the stored model)
+        diagnose_result(result, fresh, data, device=device, command=command)
         staging.replace(ckpt_path)
         card_obj.write(card_path)
         write_result(result, result_path)

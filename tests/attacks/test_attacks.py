@@ -67,12 +67,12 @@ def test_apgd_ce_is_pyautoattack_called_directly(tiny_trained, test_points):
     assert robust < 1.0  # the attack breaks some points at 2/255 on this weak model
 
 
-def test_autoattack_parts_record_their_settings(tiny_trained, test_points):
-    pts = _subset(test_points, 12)
-    r = evaluate(tiny_trained, attacks=["apgd-t", "square"], n=12, data=pts, eps=SMALL_EPS, progress=False)
-    assert r.attacks["square"]["n_queries"] == 5000
-    assert r.attacks["apgd-t"]["implementation"] == "pyautoattack.APGDAttack_targeted"
-    assert r.robust_acc["apgd-t"] < r.clean_acc
+def test_autoattack_parts_record_autoattacks_standard_settings(tiny_trained):
+    s = {a: create_attack(a, tiny_trained).settings() for a in ("apgd-t", "fab-t", "square", "aa", "aa-rand")}
+    assert s["square"]["n_queries"] == 5000 and s["square"]["p_init"] == 0.8
+    assert s["apgd-t"]["implementation"] == "pyautoattack.APGDAttack_targeted" and s["apgd-t"]["n_target_classes"] == 9
+    assert s["aa"]["attacks"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert s["aa-rand"]["attacks"] == ["apgd-ce", "apgd-dlr"] and s["aa-rand"]["eot_iter"] == 20
 
 
 @pytest.mark.slow

@@ -87,3 +87,44 @@ def test_merge_cli_writes_nothing_when_refused(noisy_runs, tmp_path, capsys):
     assert "seed=0, repeats=3" in capsys.readouterr().out
     assert main(["merge", str(files[0]), str(files[2]), "--output", str(out)]) == 0
     assert "seeds=0,2" in capsys.readouterr().out  # not "repeats=2", which reads as seeds 0 and 1
+
+
+def test_attacks_run_apart_merge_into_the_numbers_of_one_run(tiny_trained, test_points, tmp_path):
+    """fgsm and cw draw no randomness, so run apart and merged they give exactly one run's numbers."""
+    pts = EvalData(test_points.x[:60], test_points.y[:60], test_points.source)
+    kw = dict(n=60, data=pts, eps=EPS, progress=False)
+    together = evaluate(tiny_trained, attacks=["fgsm", "cw"], **kw)
+    a = write_result(evaluate(tiny_trained, attacks=["fgsm"], **kw), tmp_path / "fgsm.json")
+    b = write_result(evaluate(tiny_trained, attacks=["cw"], **kw), tmp_path / "cw.json")
+    merged = merge_results([a, b], command="qrobench merge fgsm.json cw.json")
+    assert list(merged.attacks) == ["fgsm", "cw"] and merged.attacks == together.attacks
+    assert (merged.clean_acc, merged.robust_acc, merged.worst_case_acc) == \
+        (together.clean_acc, together.robust_acc, together.worst_case_acc)
+    assert merged.per_seed[0].outcomes == together.per_seed[0].outcomes
+    assert merged.worst_case_acc <= min(merged.robust_acc.values())
+    assert [m["attacks"] for m in merged.merged_from] == [["fgsm"], ["cw"]]
+
+
+def test_attack_merge_refuses_what_it_cannot_combine(tiny_trained, test_points, tmp_path):
+    pts = EvalData(test_points.x[:30], test_points.y[:30], test_points.source)
+    kw = dict(n=30, data=pts, eps=EPS, progress=False)
+    fgsm = write_result(evaluate(tiny_trained, attacks=["fgsm"], **kw), tmp_path / "fgsm.json")
+    both = write_result(evaluate(tiny_trained, attacks=["fgsm", "cw"], **kw), tmp_path / "both.json")
+    with pytest.raises(QrobenchError, match="attack fgsm is in both"):
+        merge_results([fgsm, both])
+    other_seed = write_result(evaluate(tiny_trained, attacks=["cw"], seed=1, **kw), tmp_path / "s1.json")
+    with pytest.raises(QrobenchError, match="seeds"):
+        merge_results([fgsm, other_seed])
+    torch.manual_seed(3)
+    untrained = create_model("preact_resnet", depth=8).eval()
+    cw_other = write_result(evaluate(untrained, attacks=["cw"], **kw), tmp_path / "other.json")
+    with pytest.raises(QrobenchError, match="clean predictions differ"):
+        merge_results([fgsm, cw_other])
+    old = json.loads(both.read_text())
+    old["schema"] = "qrobench-result-v1"
+    old["attacks"] = {"cw": old["attacks"]["cw"]}
+    for s in old["per_seed"]:
+        del s["outcomes"]
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    with pytest.raises(QrobenchError, match="no per-point outcomes"):
+        merge_results([fgsm, tmp_path / "v1.json"])

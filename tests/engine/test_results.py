@@ -17,7 +17,7 @@ from qrobench.engine.results import (
 from qrobench.errors import QrobenchError
 
 REPO = Path(__file__).resolve().parents[2]
-COMMITTED = [p for p in sorted((REPO / "results").glob("*/*.json"))
+COMMITTED = [p for p in sorted([*(REPO / "results").glob("zoo/*.json"), *(REPO / "results").glob("check/*.json")])
              if json.loads(p.read_text()).get("schema", "").startswith("qrobench-result-")]
 
 

@@ -85,7 +85,7 @@ def test_renders_every_format_and_plot(workspace, tmp_path, capsys):
         assert (out / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (out / "plots" / f"{name}.svg").read_bytes()[:400]
     html = (out / "leaderboard.html").read_text()
-    assert "<table" in html and html.count("<tr") == 1 + 3  # header + three models at 2/255
+    assert "<table" in html and html.count("<tr") == 2 * (1 + 3)  # compact and full table: header + three models
     assert not re.search(r"https?://", html), "the page must not fetch anything"
     assert not re.search(r"<(script|img|link)[^>]+(src|href)=\"(?!data:)", html)
     assert "data:image/png;base64," in html
@@ -132,7 +132,7 @@ def test_sort_and_filter_options(workspace, tmp_path, capsys):
     rows = json.loads((results / "leaderboard.json").read_text())["rows"]
     assert [r["model"] for r in rows] == ["En5ResNet20", "En2ResNet20", "En1ResNet20", "ResNet20"]
 
-    for bad, message in ((["--sort", "speed"], "unknown column 'speed'; valid: rank, model"),
+    for bad, message in ((["--sort", "speed"], "unknown column 'speed'; valid: rank, group, model"),
                          (["--filter", "bits<<4"], "is numeric"),
                          (["--filter", "bits"], "must look like COLUMN OP VALUE"),
                          (["--sort", "clean:up"], "must be asc or desc")):
@@ -201,20 +201,27 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
     full = ["fgsm", "pgd20", "cw", "square"]
     cards = {m: SimpleNamespace(sha256="a") for m in ("complete", "no-square", "few-points", "en-no-eot",
                                                       "en-complete", "en-one-seed")}
-    results = [result("complete", 1000, full + ["transfer"]),
-               result("no-square", 1000, full[:3]),
-               result("few-points", 500, full), result("few-points", 1000, full, eps=2 / 255),
+    en_full = full + ["eot-pgd20", "aa-rand"]
+    cards["no-aa"] = SimpleNamespace(sha256="a")
+    results = [result("complete", 1000, full + ["aa", "transfer"]),
+               result("no-square", 1000, full[:3] + ["aa"]),
+               result("no-aa", 1000, full),
+               result("few-points", 500, full + ["aa"]), result("few-points", 1000, full, eps=2 / 255),
                result("en-no-eot", 1000, full, stochastic=True),
-               result("en-complete", 1000, full + ["eot-pgd20"], stochastic=True),
-               result("en-one-seed", 1000, full + ["eot-pgd20"], stochastic=True, repeats=1)]
+               result("en-complete", 1000, en_full, stochastic=True),
+               result("en-one-seed", 1000, en_full, stochastic=True, repeats=1)]
     s = summarize_runs(results, cards, 8 / 255)
     assert s.short_of_protocol == [
-        {"model": "en-no-eot", "n": 1000, "repeats": None, "missing_attacks": ["eot-pgd20"]},
+        {"model": "en-no-eot", "n": 1000, "repeats": None, "missing_attacks": ["eot-pgd20", "aa-rand"],
+         "outcomes": False, "version": ""},
         {"model": "en-one-seed", "n": 1000, "repeats": 1, "missing_attacks": []},
         {"model": "few-points", "n": 500, "repeats": None, "missing_attacks": []},
-        {"model": "no-square", "n": 1000, "repeats": None, "missing_attacks": ["square"]}]
+        {"model": "no-aa", "n": 1000, "repeats": None, "missing_attacks": ["aa"], "outcomes": False, "version": ""},
+        {"model": "no-square", "n": 1000, "repeats": None, "missing_attacks": ["square"], "outcomes": False,
+         "version": ""}]
     text = "\n".join(s.lines())
-    assert "  - few-points: n = 500" in text and "  - no-square: no square" in text
+    assert "  - few-points: n = 500" in text and "  - no-square: no square (its result" in text
+    assert "  - no-aa: no aa (its result (qrobench < 0.2) predates per-point outcomes" in text
     assert "  - en-one-seed: 1 seed of a randomised model (protocol: 3)" in text
     assert "complete" not in text.split("less than the leaderboard protocol")[1]
 

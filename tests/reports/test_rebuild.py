@@ -5,6 +5,7 @@ byte of a table or plot built from the same files, this fails (and so does an ed
 leaderboard output by hand, or a result change committed without 'qrobench leaderboard').
 """
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,14 @@ RESULTS = REPO / "results"
 
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("leaderboard")
-    with pytest.MonkeyPatch.context() as mp:  # as 'qrobench leaderboard' runs: from the repository root
-        mp.chdir(REPO)
-        write_leaderboard("results", out, "model_zoo")
+    """The committed result folders only (a local, git-ignored results/runs/ does not count),
+    built as 'qrobench leaderboard' builds them: from the repository root."""
+    work, out = tmp_path_factory.mktemp("checkout"), tmp_path_factory.mktemp("leaderboard")
+    for sub in ("zoo", "check", "reference"):
+        shutil.copytree(RESULTS / sub, work / "results" / sub)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        write_leaderboard("results", out, REPO / "model_zoo")
     return out
 
 
