@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--output", required=True, help="path of the merged result JSON")
     mg.set_defaults(func=cmd_merge)
 
+    cp = sub.add_parser("compare", help="paired test of two results on the same points (per-point outcomes)")
+    cp.add_argument("files", nargs=2, help="two result JSON files measured on the same points")
+    cp.add_argument("--attacks", type=opts.attack_list_arg, default=None,
+                    help="worst case over these attacks only (default: each file's whole battery)")
+    cp.set_defaults(func=cmd_compare)
+
     ls = sub.add_parser("list", help="list the zoo's registered models")
     ls.add_argument("--zoo-dir", default=None)
     ls.set_defaults(func=cmd_list)
@@ -138,6 +144,29 @@ def cmd_merge(args) -> int:
     print(format_result_table(result))
     what = f"{len(args.files)} files ({len(result.attacks)} attacks, {result.repeats} seed(s))"
     print(f"{what} merged into {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .engine.results import read_result
+    from .reports.stats import accuracy_interval, paired_test
+
+    a, b = (read_result(f) for f in args.files)
+    if (a.n, a.first_index, a.eps) != (b.n, b.first_index, b.eps):
+        raise QrobenchError(f"the files measured different points or ε (n {a.n} vs {b.n}, ε {eps_text(a.eps)} vs "
+                            f"{eps_text(b.eps)}); a paired test needs the same points")
+    scores = []
+    for name, r in zip(args.files, (a, b), strict=True):
+        s = r.point_scores(args.attacks)
+        mean = float(s.mean())
+        lo, hi = accuracy_interval(mean, r.n, [float(m.mean()) for m in r.worst_case_masks(args.attacks)])
+        print(f"{r.model:24s} worst case {100 * mean:6.2f} %  [{100 * lo:.1f}, {100 * hi:.1f}]  "
+              f"({r.repeats} seed(s), {name})")
+        scores.append(s)
+    d = scores[0] - scores[1]
+    p = paired_test(*scores)
+    print(f"points where {a.model} does better: {int((d > 0).sum())}, worse: {int((d < 0).sum())}; "
+          f"paired test p = {p:.4g} ({'significant' if p < 0.05 else 'not significant'} at 5 %)")
     return 0
 
 

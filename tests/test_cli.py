@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,18 @@ def test_diagnose_prints_the_checks_and_stores_them_in_the_result(zoo, data_dir,
     code, _, err = _run(capsys, "diagnose", "--model", "en8-tnn", "--zoo-dir", str(zoo), "--results-dir",
                         str(results), "--data-dir", str(data_dir))
     assert code == 2 and "no result for 'en8-tnn'" in err and err.count("\n") == 1
+
+
+def test_compare_runs_a_paired_test_on_two_result_files(zoo, data_dir, tmp_path, capsys):
+    files = []
+    for name, atk in (("fgsm", "fgsm"), ("pgd", "pgd20")):
+        files.append(str(tmp_path / f"{name}.json"))
+        code, _, err = _run(capsys, "run", "--model", "res8-fp", "--attacks", atk, "--n", "60", "--eps", "2/255",
+                            "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--output", files[-1], "--quiet")
+        assert code == 0, err
+    code, out, err = _run(capsys, "compare", *files)
+    assert code == 0, err
+    fgsm, pgd = (json.loads(open(f).read())["worst_case_acc"] for f in files)
+    assert f"{100 * fgsm:6.2f} %" in out and f"{100 * pgd:6.2f} %" in out and "paired test p =" in out
+    better, worse = map(int, re.search(r"does better: (\d+), worse: (\d+)", out).groups())
+    assert better - worse == round(60 * (fgsm - pgd)) and better > 0  # the counts are the accuracy gap
