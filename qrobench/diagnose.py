@@ -68,7 +68,7 @@ def add_diagnose_parser(sub) -> None:
 
 
 def _leaderboard_result(results_dir: Path, model: str, cards) -> tuple[Path, Result, dict]:
-    from .reports.collect import find_results, model_curve, pick_one, same_eps
+    from .reports.collect import find_results, pick_one, pick_per_eps, same_eps, worst_case_curves
 
     results = find_results(results_dir)
     at_eps = [r for r in results if r.model == model and same_eps(r.result.eps, LEADERBOARD_EPS)]
@@ -76,7 +76,7 @@ def _leaderboard_result(results_dir: Path, model: str, cards) -> tuple[Path, Res
         raise QrobenchError(f"no result for {model!r} at ε = {eps_text(LEADERBOARD_EPS)} under {results_dir}; "
                             f"run 'qrobench run --model {model} ...' first")
     chosen = pick_one(at_eps, cards)
-    return chosen.path, chosen.result, model_curve(results, model, cards)
+    return chosen.path, chosen.result, worst_case_curves(pick_per_eps(results, cards)).get(model, {})
 
 
 def cmd_diagnose(args) -> int:

@@ -103,6 +103,11 @@ def list_attacks() -> list[str]:
     return sorted(_ATTACKS)
 
 
+def is_white_box(name: str) -> bool:
+    """Whether the registered attack ``name`` uses the target's gradients (unknown names: True)."""
+    return _ATTACKS[name][0].white_box if name in _ATTACKS else True
+
+
 def check_attack_names(names) -> None:
     for n in names:
         if n not in _ATTACKS:

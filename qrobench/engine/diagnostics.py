@@ -23,7 +23,7 @@ from itertools import pairwise
 import torch
 import torch.nn as nn
 
-from ..attacks.base import ce_loss
+from ..attacks.base import ce_loss, is_white_box
 from ..attacks.gradient import input_gradient
 from ..attacks.pgd import PGD
 from ..models.noise import noise_seed
@@ -41,8 +41,6 @@ LARGE_EPS_SUCCESS = 0.98  # required success rate there, on initially correct po
 PROBE_POINTS = 100
 PROBE_STEPS = 50
 
-WHITE_BOX = ("fgsm", "pgd20", "ifgsm20", "cw", "eot-pgd20", "apgd-ce", "apgd-t", "fab-t", "aa", "aa-rand")
-BLACK_BOX = ("square", "transfer")
 
 FLAG_HELP = {
     "not-robust": "worst-case robust accuracy below 1 % at this ε: the model is not robust (e.g. trained "
@@ -105,8 +103,8 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
     else:
         out.append(Finding("fgsm-beats-pgd", "n/a", "needs fgsm and pgd20"))
 
-    white = {a: v for a, v in acc.items() if a in WHITE_BOX}
-    black = {a: v for a, v in acc.items() if a in BLACK_BOX}
+    white = {a: v for a, v in acc.items() if is_white_box(a)}  # as each registered attack says
+    black = {a: v for a, v in acc.items() if not is_white_box(a)}
     if white and black:
         wb, bb = min(white, key=white.get), min(black, key=black.get)
         t = _gap_threshold(r, wb, bb)
@@ -128,7 +126,7 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
 
     if curve and len(curve) >= 2:
         pts = sorted(curve.items())
-        rises = [(e1, a1, e2, a2) for (e1, a1), (e2, a2) in pairwise(pts) if 100 * (a2 - a1) > EPS_TOLERANCE_PP]
+        rises = any(100 * (a2 - a1) > EPS_TOLERANCE_PP for (_, a1), (_, a2) in pairwise(pts))
         text = ", ".join(f"{eps_text(e)}: {100 * a:.1f} %" for e, a in pts)
         out.append(Finding("eps-not-monotone", "flag" if rises else "pass", f"worst case by ε: {text}"))
     else:

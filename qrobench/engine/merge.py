@@ -44,6 +44,15 @@ def _signature(r: Result, key: str):
     return list(v.items()) if key == "attacks" else v  # attack order matters
 
 
+def _check_agreement(path, r: Result, first_path, first: Result, keys, what: str) -> None:
+    for key in keys:
+        if _signature(r, key) != _signature(first, key):
+            raise QrobenchError(f"{path} and {first_path} measured different things ({key}: {getattr(r, key)!r} vs "
+                                f"{getattr(first, key)!r}); only {what} can be merged")
+    if r.qrobench_version != first.qrobench_version:
+        raise QrobenchError(f"{path} and {first_path} come from different qrobench versions; re-run the older one")
+
+
 def merge_results(paths: list[str | os.PathLike], command: str | None = None) -> Result:
     """One result with the seeds of every file, mean ± std recomputed; refuses files that
     measured something different or repeat a seed."""
@@ -54,14 +63,7 @@ def merge_results(paths: list[str | os.PathLike], command: str | None = None) ->
     if any(list(r.attacks) != list(first.attacks) for _, r in results[1:]):
         return _merge_attacks(results, command)
     for path, r in results[1:]:
-        for key in MUST_AGREE:
-            if _signature(r, key) != _signature(first, key):
-                raise QrobenchError(
-                    f"{path} and {first_path} measured different things ({key}: {getattr(r, key)!r} vs "
-                    f"{getattr(first, key)!r}); only seeds of the same evaluation can be merged")
-        if r.qrobench_version != first.qrobench_version:
-            raise QrobenchError(f"{path} and {first_path} come from different qrobench versions; "
-                                "re-run the older one")
+        _check_agreement(path, r, first_path, first, MUST_AGREE, "seeds of the same evaluation")
     owner: dict[int, Path] = {}
     runs = []
     for path, r in results:
@@ -89,12 +91,7 @@ def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> R
     first_path, first = results[0]
     owner: dict[str, Path] = {}
     for path, r in results:
-        for key in ATTACK_MERGE_MUST_AGREE:
-            if _signature(r, key) != _signature(first, key):
-                raise QrobenchError(f"{path} and {first_path} measured different things ({key}: {getattr(r, key)!r} "
-                                    f"vs {getattr(first, key)!r}); only attacks on the same points and seeds can be merged")
-        if r.qrobench_version != first.qrobench_version:
-            raise QrobenchError(f"{path} and {first_path} come from different qrobench versions; re-run the older one")
+        _check_agreement(path, r, first_path, first, ATTACK_MERGE_MUST_AGREE, "attacks on the same points and seeds")
         if r.seeds != first.seeds:
             raise QrobenchError(f"{path} holds seeds {r.seeds} but {first_path} seeds {first.seeds}; attacks can "
                                 "only be merged over the same seeds (merge the seeds of each attack first)")

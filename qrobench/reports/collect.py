@@ -130,12 +130,21 @@ def select(results: list[ResultFile], cards: dict[str, ModelCard], eps: float) -
     return [pick_one(rs, cards) for _, rs in sorted(by_model.items())]
 
 
-def model_curve(results: list[ResultFile], model: str, cards: dict[str, ModelCard]) -> dict[float, float]:
-    """ε → worst case of ``model`` (one result per ε, picked as the leaderboard picks)."""
-    mine = [r for r in results if r.model == model and r.result.robust_acc]
-    curve: dict[float, float] = {}
-    for r in mine:
-        eps = next((e for e in curve if same_eps(e, r.result.eps)), float(r.result.eps))
-        if eps not in curve:
-            curve[eps] = pick_one([q for q in mine if same_eps(q.result.eps, eps)], cards).result.worst_case_acc
-    return dict(sorted(curve.items()))
+def pick_per_eps(results: list[ResultFile], cards: dict[str, ModelCard]) -> dict[tuple[str, float], ResultFile]:
+    """One result per (model, ε) among those with attacks (see :func:`pick_one`), in (model, ε) order."""
+    groups: dict[tuple[str, float], list[ResultFile]] = {}
+    for r in results:
+        if not r.result.robust_acc:
+            continue
+        key = next((k for k in groups if k[0] == r.model and same_eps(k[1], r.result.eps)),
+                   (r.model, float(r.result.eps)))
+        groups.setdefault(key, []).append(r)
+    return {key: pick_one(rs, cards) for key, rs in sorted(groups.items())}
+
+
+def worst_case_curves(picked: dict[tuple[str, float], ResultFile]) -> dict[str, dict[float, float]]:
+    """model → (ε → worst case), from :func:`pick_per_eps`: the ε curves the diagnostics read."""
+    curves: dict[str, dict[float, float]] = {}
+    for (model, eps), r in picked.items():
+        curves.setdefault(model, {})[eps] = r.result.worst_case_acc
+    return curves

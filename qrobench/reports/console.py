@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from ..engine.results import Result
-from .stats import accuracy_interval
+from .stats import result_intervals
 
 
 def _pct(mean: float, std: float | None, show_std: bool) -> str:
@@ -20,22 +20,15 @@ def _seeds(result: Result) -> str:
     return f"seed={result.seed}, repeats={result.repeats}"
 
 
-def _interval(mean: float, per_seed: list[float], n: int) -> str:
-    lo, hi = accuracy_interval(mean, n, per_seed)
-    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
 def format_result_table(result: Result, fmt: str = "github") -> str:
     show_std = result.repeats > 1
-    std, seeds, n = result.std, result.per_seed, result.n
-    rows = [["clean", _pct(result.clean_acc, std.clean_acc, show_std),
-             _interval(result.clean_acc, [s.clean_acc for s in seeds], n), f"{result.clean_time_s:.1f}"]]
+    std = result.std
+    iv = {k: f"[{100 * lo:.1f}, {100 * hi:.1f}]" for k, (lo, hi) in result_intervals(result).items()}
+    rows = [["clean", _pct(result.clean_acc, std.clean_acc, show_std), iv["clean"], f"{result.clean_time_s:.1f}"]]
     for a, acc in result.robust_acc.items():
-        rows.append([a, _pct(acc, std.robust_acc.get(a), show_std),
-                     _interval(acc, [s.robust_acc[a] for s in seeds], n), f"{result.wall_time_s.get(a, 0):.1f}"])
+        rows.append([a, _pct(acc, std.robust_acc.get(a), show_std), iv[a], f"{result.wall_time_s.get(a, 0):.1f}"])
     if result.robust_acc:
-        rows.append(["worst case", _pct(result.worst_case_acc, std.worst_case_acc, show_std),
-                     _interval(result.worst_case_acc, [s.worst_case_acc for s in seeds], n), ""])
+        rows.append(["worst case", _pct(result.worst_case_acc, std.worst_case_acc, show_std), iv["worst_case"], ""])
     head = (f"{result.model}  ({result.precision}, n={result.n}, eps={result.eps:.5f}, "
             f"{_seeds(result)}, device={result.device})\n"
             f"data: {result.data_source}\n"

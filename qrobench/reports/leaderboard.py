@@ -17,8 +17,16 @@ from ..engine.diagnostics import findings_of
 from ..engine.diagnostics import flags as diagnostic_flags
 from ..errors import QrobenchError
 from ..protocol import LEADERBOARD_EPS, precision_bits
-from .collect import ResultFile, is_stale, model_curve, pick_one, same_eps, select
-from .stats import accuracy_interval, significance_groups
+from .collect import (
+    ResultFile,
+    is_stale,
+    pick_one,
+    pick_per_eps,
+    same_eps,
+    select,
+    worst_case_curves,
+)
+from .stats import result_intervals, significance_groups
 
 # Column order for attacks: the battery's order, then anything else alphabetically.
 ATTACK_ORDER = ("fgsm", "pgd20", "ifgsm20", "cw", "cw-paper", "apgd-ce", "apgd-t", "fab-t", "square",
@@ -104,13 +112,7 @@ def measured_row(r: ResultFile, cards: dict, root=None, curve: dict | None = Non
 
 def _add_intervals(row: dict, d) -> None:
     """``<key>_lo_pct`` / ``<key>_hi_pct``: the 95 % interval of every accuracy (stats.py)."""
-    seeds = d.per_seed
-    series = {"clean": (d.clean_acc, [s.clean_acc for s in seeds]),
-              **{a: (acc, [s.robust_acc.get(a, acc) for s in seeds]) for a, acc in d.robust_acc.items()}}
-    if d.robust_acc:
-        series["worst_case"] = (d.worst_case_acc, [s.worst_case_acc for s in seeds])
-    for key, (mean, per_seed) in series.items():
-        lo, hi = accuracy_interval(mean, int(d.n), per_seed)
+    for key, (lo, hi) in result_intervals(d).items():
         row[f"{key}_lo_pct"], row[f"{key}_hi_pct"] = _pct(lo), _pct(hi)
 
 
@@ -145,7 +147,8 @@ def build_table(results: list[ResultFile], cards: dict, reported: list[dict] = (
                 eps: float = LEADERBOARD_EPS, root=None) -> pd.DataFrame:
     """One row per model measured at ``eps`` plus the reported rows at that ε, unsorted."""
     chosen = select(results, cards, eps)
-    rows = [measured_row(r, cards, root, model_curve(results, r.model, cards)) for r in chosen]
+    curves = worst_case_curves(pick_per_eps(results, cards))
+    rows = [measured_row(r, cards, root, curves.get(r.model)) for r in chosen]
     _add_groups(rows, chosen)
     rows += [reported_row(rep) for rep in reported if rep.get("eps") is None or same_eps(rep["eps"], eps)]
     attacks = attack_columns({k[:-4] for row in rows for k in row
@@ -249,16 +252,9 @@ def filter_table(df: pd.DataFrame, exprs) -> pd.DataFrame:
 
 def eps_curves(results: list[ResultFile], cards: dict) -> pd.DataFrame:
     """Worst-case robust accuracy per model and ε (one result per pair), for the ε plot."""
-    groups: dict[tuple[str, float], list[ResultFile]] = {}
-    for r in results:
-        if not r.result.robust_acc:
-            continue
-        key = next((k for k in groups if k[0] == r.model and same_eps(k[1], r.result.eps)),
-                   (r.model, float(r.result.eps)))
-        groups.setdefault(key, []).append(r)
     rows = []
-    for (model, eps), rs in sorted(groups.items()):
-        d = pick_one(rs, cards).result
+    for (model, eps), r in pick_per_eps(results, cards).items():
+        d = r.result
         rows.append({"model": model, "eps": eps, "eps_255": eps * 255, "clean_pct": _pct(d.clean_acc),
                      "worst_case_pct": _pct(d.worst_case_acc), "n": int(d.n), "precision": d.precision})
     return pd.DataFrame(rows, columns=["model", "eps", "eps_255", "clean_pct", "worst_case_pct", "n",

@@ -14,7 +14,8 @@ from tabulate import tabulate
 
 from .._version import __version__
 from ..engine.diagnostics import FLAG_HELP as DIAGNOSTIC_FLAGS
-from ..protocol import eps_text
+from ..protocol import AUTOATTACK as AUTOATTACK_STANDARD
+from ..protocol import AUTOATTACK_RAND, eps_text
 from .summary import RunsSummary
 
 RECIPE_WIDTH = 60
@@ -43,7 +44,7 @@ def _short(text: str, width: int = RECIPE_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-AUTOATTACK = ("aa", "aa-rand")
+AUTOATTACK = (AUTOATTACK_STANDARD, AUTOATTACK_RAND)  # the deterministic and the randomised model's
 FLAG_HELP = {
     **DIAGNOSTIC_FLAGS,
     "no-eot": "a randomised model measured without an EOT attack (eot-pgd20 or aa-rand)",

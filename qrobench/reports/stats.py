@@ -85,3 +85,14 @@ def significance_groups(scores: list[np.ndarray | None]) -> list[int | None]:
         groups.append(group)
         prev = s
     return groups
+
+
+def result_intervals(r) -> dict[str, tuple[float, float]]:
+    """95 % intervals of a result's clean, per-attack and worst-case accuracy (fractions)."""
+    seeds = r.per_seed
+    out = {"clean": accuracy_interval(r.clean_acc, r.n, [s.clean_acc for s in seeds])}
+    for a, acc in r.robust_acc.items():
+        out[a] = accuracy_interval(acc, r.n, [s.robust_acc.get(a, acc) for s in seeds])
+    if r.robust_acc:
+        out["worst_case"] = accuracy_interval(r.worst_case_acc, r.n, [s.worst_case_acc for s in seeds])
+    return out
