@@ -25,7 +25,9 @@ from ..errors import ModelCardError, QrobenchError
 from ..zoo.card import ModelCard
 
 REPORTED_SCHEMA = "qrobench-reported-v1"
-SKIP_DIRS = ("check", "reference")
+# check/ and reference/ are read by their own readers; pieces/ holds the runs that a zoo result was
+# merged from (its merged_from names them), which must not be listed beside that result.
+SKIP_DIRS = ("check", "reference", "pieces")
 REQUIRED_REPORTED_FIELDS = ("model", "architecture", "ensemble", "precision", "clean_acc", "robust_acc")
 EPS_TOL = 1e-6
 

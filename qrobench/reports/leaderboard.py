@@ -16,7 +16,7 @@ import pandas as pd
 from ..engine.diagnostics import findings_of
 from ..engine.diagnostics import flags as diagnostic_flags
 from ..errors import QrobenchError
-from ..protocol import LEADERBOARD_EPS, precision_bits
+from ..protocol import AUTOATTACK, AUTOATTACK_RAND, LEADERBOARD_EPS, precision_bits
 from .collect import (
     ResultFile,
     is_stale,
@@ -82,6 +82,8 @@ def measured_row(r: ResultFile, cards: dict, root=None, curve: dict | None = Non
     findings = findings_of(d, curve)
     flags = list(d.flags)
     flags += [f for f in diagnostic_flags(findings) if f not in flags]
+    if d.robust_acc and not {AUTOATTACK, AUTOATTACK_RAND} & set(d.robust_acc):
+        flags.append("no-autoattack")
     if stale:
         flags.append("stale")
     row = {

@@ -48,6 +48,9 @@ AUTOATTACK = (AUTOATTACK_STANDARD, AUTOATTACK_RAND)  # the deterministic and the
 FLAG_HELP = {
     **DIAGNOSTIC_FLAGS,
     "no-eot": "a randomised model measured without an EOT attack (eot-pgd20 or aa-rand)",
+    "no-autoattack": "measured without AutoAttack (aa, or aa-rand for a randomised model): the worst case is "
+                     "an upper bound that the full battery may lower, so the row's rank is provisional "
+                     "(the runs summary says what is missing)",
     "low-clean-accuracy": "clean accuracy below the 20 % floor: robust numbers of a broken model mean little",
     "stale": "measured on a checkpoint the zoo no longer holds (the card's sha256 changed)",
     "submitted": "an outside submission (qrobench submit)",

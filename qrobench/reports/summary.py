@@ -54,7 +54,9 @@ class RunsSummary:
                     missing = ", ".join(row["missing_attacks"])
                     if row.get("outcomes") is False:  # nothing to merge a new attack into
                         why = (f"its result (qrobench {row.get('version') or '< 0.2'}) predates per-point "
-                               "outcomes, so the whole battery must be re-run")
+                               "outcomes, so the whole battery must be re-run"
+                               + (f" with {STOCHASTIC_REPEATS} seeds; aa-rand alone costs about 10 s per point "
+                                  "and seed on 2 CPU cores, a job for an accelerator" if row.get("stochastic") else ""))
                     else:
                         why = f"run `qrobench run --model {row['model']} --attacks {','.join(row['missing_attacks'])}` " \
                               "and `qrobench merge` it in"
@@ -88,7 +90,8 @@ def summarize_runs(results: list[ResultFile], cards: dict, eps: float, invalid_c
         n, repeats = int(r.result.n), int(r.result.repeats)
         few_seeds = repeats if stochastic and repeats < STOCHASTIC_REPEATS else None
         if n < LEADERBOARD_N or missing or few_seeds is not None:
-            row = {"model": r.model, "n": n, "repeats": few_seeds, "missing_attacks": missing}
+            row = {"model": r.model, "n": n, "repeats": few_seeds, "missing_attacks": missing,
+                   "stochastic": stochastic}
             if missing:
                 row.update(outcomes=r.result.has_outcomes, version=r.result.qrobench_version)
             s.short_of_protocol.append(row)

@@ -106,6 +106,9 @@ def test_sorted_by_worst_case_with_reported_rows_marked(workspace, tmp_path, cap
     worst = [r["worst_case_pct"] for r in measured]
     assert worst == sorted(worst, reverse=True)
     assert lb["rows"][: len(measured)] == measured  # reported rows (no worst case) come last
+    # fgsm + pgd20 only: every measured row says its worst case lacks AutoAttack, and why that matters
+    assert all("no-autoattack" in r["flags"] for r in measured)
+    assert "**no-autoattack**: measured without AutoAttack" in (results / "leaderboard.md").read_text()
     # the published EnResNet poster numbers, shown as reported, never ranked
     assert {r["model"] for r in reported} == {"ResNet20", "En1ResNet20", "En2ResNet20", "En5ResNet20"}
     en2 = next(r for r in reported if r["model"] == "En2ResNet20")
@@ -213,16 +216,20 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
     s = summarize_runs(results, cards, 8 / 255)
     assert s.short_of_protocol == [
         {"model": "en-no-eot", "n": 1000, "repeats": None, "missing_attacks": ["eot-pgd20", "aa-rand"],
+         "stochastic": True, "outcomes": False, "version": ""},
+        {"model": "en-one-seed", "n": 1000, "repeats": 1, "missing_attacks": [], "stochastic": True},
+        {"model": "few-points", "n": 500, "repeats": None, "missing_attacks": [], "stochastic": False},
+        {"model": "no-aa", "n": 1000, "repeats": None, "missing_attacks": ["aa"], "stochastic": False,
          "outcomes": False, "version": ""},
-        {"model": "en-one-seed", "n": 1000, "repeats": 1, "missing_attacks": []},
-        {"model": "few-points", "n": 500, "repeats": None, "missing_attacks": []},
-        {"model": "no-aa", "n": 1000, "repeats": None, "missing_attacks": ["aa"], "outcomes": False, "version": ""},
-        {"model": "no-square", "n": 1000, "repeats": None, "missing_attacks": ["square"], "outcomes": False,
-         "version": ""}]
+        {"model": "no-square", "n": 1000, "repeats": None, "missing_attacks": ["square"], "stochastic": False,
+         "outcomes": False, "version": ""}]
     text = "\n".join(s.lines())
     assert "  - few-points: n = 500" in text and "  - no-square: no square (its result" in text
     assert "  - no-aa: no aa (its result (qrobench < 0.2) predates per-point outcomes" in text
     assert "  - en-one-seed: 1 seed of a randomised model (protocol: 3)" in text
+    en_line = next(line for line in text.splitlines() if line.startswith("  - en-no-eot"))
+    no_aa_line = next(line for line in text.splitlines() if line.startswith("  - no-aa"))
+    assert "with 3 seeds" in en_line and "accelerator" in en_line and "accelerator" not in no_aa_line
     assert "complete" not in text.split("less than the leaderboard protocol")[1]
 
 
