@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", default="results/runs", help="folder for the default output path")
     r.add_argument("--surrogate", default=None, help="zoo model the 'transfer' attack crafts on")
     r.add_argument("--eot-iter", type=int, default=None, help="noise draws per gradient for eot-pgd20 (10)")
+    r.add_argument("--shard", type=_shard_arg, default=None, metavar="I/K",
+                   help="evaluate only shard I of K (I from 0): a contiguous range of whole batches of the "
+                        "first N points; 'qrobench merge' of all K files equals the one-process result")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the killed run that was writing --output, from its journal")
+    r.add_argument("--workers", type=int, default=None, metavar="K",
+                   help="run as K processes on this machine (torchrun; gloo on the CPU, nccl on GPUs)")
     opts.add_quiet(r)
     r.set_defaults(func=cmd_run)
 
@@ -87,16 +95,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shard_arg(text: str):
+    from .engine.shards import Shard
+
+    try:
+        return Shard.parse(text)
+    except QrobenchError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_run(args) -> int:
     from .data.cifar10 import load_cifar10_test
+    from .engine import distributed
     from .engine.evaluate import EvalConfig, evaluate
+    from .engine.journal import journal_path
+    from .engine.merge import merge_shards
     from .engine.results import default_output_path, write_result
     from .reports.console import format_result_table
     from .zoo.store import Zoo
 
+    command = os.environ.get(distributed.COMMAND_ENV) or opts.command_line(args.argv)
+    ranks = distributed.launched_by_torchrun()
+    if args.workers is not None and not ranks:
+        if args.shard is not None:
+            raise QrobenchError("--workers splits the points into shards itself; drop --shard")
+        if args.output is None:
+            raise QrobenchError("--workers needs --output (all ranks write one result file)")
+        argv = list(args.argv)
+        i = argv.index("--workers") if "--workers" in argv else None
+        argv = argv[:i] + argv[i + 2:] if i is not None else [a for a in argv if not a.startswith("--workers=")]
+        return distributed.launch(args.workers, argv, command)
+    if ranks and args.shard is not None:
+        raise QrobenchError("under torchrun each rank evaluates its own shard; drop --shard")
+    if args.resume and args.output is None:
+        raise QrobenchError("--resume needs --output: the path of the result the killed run was writing")
+    if ranks and args.output is None:
+        raise QrobenchError("a torchrun evaluation needs --output (rank 0 writes the one result file)")
+
     cfg = EvalConfig(attacks=args.attacks, n=args.n, eps=args.eps[0], seed=args.seed,
                      batch_size=args.batch_size, device=args.device, repeats=args.repeats,
                      data_dir=args.data_dir, progress=not args.quiet)
+    if args.shard is not None:
+        cfg.shard = args.shard
     cfg.validate()
     if args.eot_iter is not None:
         if args.eot_iter <= 0:
@@ -108,26 +148,47 @@ def cmd_run(args) -> int:
     if out is not None and out.is_dir():
         raise QrobenchError(f"--output {out} is a folder; give a file path such as {out}/result.json")
 
+    rank = 0
+    if ranks:
+        cfg.shard, cfg.device = distributed.start(args.device)
+        rank = cfg.shard.index
+        cfg.progress = cfg.progress and rank == 0
     zoo = Zoo(args.zoo_dir)
     model, card = zoo.load(args.model)  # registered architecture, or a submitted factory
     for a, o in zoo.attack_options(args.attacks, card.name, args.surrogate).items():
         cfg.attack_options.setdefault(a, {}).update(o)
     data = load_cifar10_test(args.n, args.data_dir)
-    print(f"qrobench {__version__}: {card.name} on {len(data)} CIFAR-10 test points from {data.source}",
-          file=sys.stderr)
-    command = opts.command_line(args.argv)
-    results = [evaluate(model, config=dataclasses.replace(cfg, eps=e), data=data, card=card, command=command)
-               for e in args.eps]  # every evaluation finishes before anything is written
-    for result in results:
+    if rank == 0:
+        where = f", shard {cfg.shard}" if args.shard else f", {cfg.shard.count} ranks" if ranks else ""
+        print(f"qrobench {__version__}: {card.name} on {len(data)} CIFAR-10 test points from {data.source}{where}",
+              file=sys.stderr)
+
+    def path_of(eps: float) -> Path:
         if len(args.eps) == 1:
-            path = out or default_output_path(card.name, args.results_dir)
-        else:  # an ε curve: one file per ε, named <stem>__eps<k>-255
-            tag = eps_tag(result.eps)
-            path = out.with_name(f"{out.stem}__eps{tag}{out.suffix}") if out else \
-                default_output_path(f"{card.name}__eps{tag}", args.results_dir)
-        path = write_result(result, path)
-        print(format_result_table(result))
-        print(f"result written to {path}")
+            return out or default_output_path(card.name, args.results_dir)
+        tag = eps_tag(eps)  # an ε curve: one file per ε, named <stem>__eps<k>-255
+        return out.with_name(f"{out.stem}__eps{tag}{out.suffix}") if out else \
+            default_output_path(f"{card.name}__eps{tag}", args.results_dir)
+
+    paths = [path_of(e) for e in args.eps]
+    journals = [journal_path(p if not ranks else p.with_name(f"{p.name}.rank{rank}-of-{cfg.shard.count}"))
+                for p in paths]
+    results = [evaluate(model, config=dataclasses.replace(cfg, eps=e), data=data, card=card, command=command,
+                        journal=j, resume=args.resume)
+               for e, j in zip(args.eps, journals, strict=True)]  # all finish before anything is written
+    if ranks:
+        gathered = [distributed.gather(r) for r in results]
+        if rank == 0:
+            results = [merge_shards([(f"rank {i}", s) for i, s in enumerate(g)], command) for g in gathered]
+    if rank == 0:
+        for result, path in zip(results, paths, strict=True):
+            path = write_result(result, path)
+            print(format_result_table(result))
+            print(f"result written to {path}")
+    if ranks:
+        distributed.finish()  # every rank keeps its journal until rank 0 has written the result
+    for j in journals:
+        j.unlink(missing_ok=True)
     return 0
 
 
@@ -225,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qrobench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("qrobench: interrupted; nothing was written", file=sys.stderr)
+        print("qrobench: interrupted; no result was written (a run with --output keeps its finished "
+              "batches in a journal: the same command with --resume continues it)", file=sys.stderr)
         return 130
 
 

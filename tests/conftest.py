@@ -59,3 +59,19 @@ def tiny_trained(data_dir) -> torch.nn.Module:
             loss.backward()
             opt.step()
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory, tiny_trained) -> Path:
+    """A zoo folder with ``res8-fp`` (the tiny trained model) and ``en8-tnn`` (an untrained
+    randomised ternary ensemble), for end-to-end command tests."""
+    from qrobench.train.export import export_to_zoo
+
+    d = tmp_path_factory.mktemp("zoo")
+    export_to_zoo(tiny_trained, "res8-fp", "preact_resnet", {"depth": 8}, "fp", "natural, 3 epochs",
+                  {"command": "tests/conftest.py::tiny_trained"}, d)
+    torch.manual_seed(0)
+    en = create_model("preact_resnet", depth=8, ensemble=2, noise_coef=0.1, precision="tnn")
+    export_to_zoo(en, "en8-tnn", "preact_resnet",
+                  {"depth": 8, "ensemble": 2, "noise_coef": 0.1, "precision": "tnn"}, "tnn", "untrained", {}, d)
+    return d

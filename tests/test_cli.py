@@ -11,21 +11,12 @@ import pytest
 import torch
 
 from qrobench.cli import main
-from qrobench.models import create_model
-from qrobench.train.export import export_to_zoo
 from qrobench.zoo import file_sha256
 
 
 @pytest.fixture(scope="module")
-def zoo(tmp_path_factory, tiny_trained):
-    d = tmp_path_factory.mktemp("zoo")
-    export_to_zoo(tiny_trained, "res8-fp", "preact_resnet", {"depth": 8}, "fp", "natural, 3 epochs",
-                  {"command": "tests/conftest.py::tiny_trained"}, d)
-    torch.manual_seed(0)
-    en = create_model("preact_resnet", depth=8, ensemble=2, noise_coef=0.1, precision="tnn")
-    export_to_zoo(en, "en8-tnn", "preact_resnet",
-                  {"depth": 8, "ensemble": 2, "noise_coef": 0.1, "precision": "tnn"}, "tnn", "untrained", {}, d)
-    return d
+def zoo(tiny_zoo):
+    return tiny_zoo
 
 
 def _run(capsys, *argv):

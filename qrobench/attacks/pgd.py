@@ -8,7 +8,7 @@ gradient steps of size α, each projected back onto the ε-ball and [0, 1]. Regi
 
 Returns: with ``returns="first-success"`` (the default) x_adv holds, per point, the first
 iterate the model misclassified, else the last, so that a success found mid-way is never
-lost by a later step; ``returns="last"`` is textbook PGD (the last iterate, no
+lost by a later step; a point stops taking steps (and costing passes) once it is found; ``returns="last"`` is textbook PGD (the last iterate, no
 bookkeeping), which adversarial training uses.
 
 Example::
@@ -74,17 +74,23 @@ class PGD(Attack):
                 g, _ = input_gradient(self.model, x_adv, y, loss_fn, self.eot_iter)
                 x_adv = project(x_adv + self.step_size * torch.sign(g), x, self.eps).detach()
             return x_adv
+        # Only points not yet misclassified take further steps (the active batch shrinks as
+        # points fall): a found point's iterate is final, so its later steps were wasted passes.
         best = x_adv.clone()
-        found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        active = torch.arange(len(x), device=x.device)
         for step in range(self.steps):
-            g, logits = input_gradient(self.model, x_adv, y, loss_fn, self.eot_iter)
+            xa, ya = x_adv[active], y[active]
+            g, logits = input_gradient(self.model, xa, ya, loss_fn, self.eot_iter)
             if step == 0:
                 self.diagnostics["zero_grad_frac"] = zero_grad_fraction(g)
-            fooled = (logits.argmax(1) != y) & ~found
-            best[fooled] = x_adv[fooled]
-            found |= fooled
-            x_adv = project(x_adv + self.step_size * torch.sign(g), x, self.eps).detach()
-        best[~found] = x_adv[~found]
+            fooled = logits.argmax(1) != ya
+            best[active[fooled]] = xa[fooled]
+            keep = ~fooled
+            active, xa, g = active[keep], xa[keep], g[keep]
+            if len(active) == 0:
+                return best
+            x_adv[active] = project(xa + self.step_size * torch.sign(g), x[active], self.eps).detach()
+        best[active] = x_adv[active]
         return best
 
 

@@ -24,17 +24,11 @@ from ..errors import QrobenchError
 from ..models.noise import is_stochastic, noise_seed
 from ..protocol import LEADERBOARD_EPS, default_repeats, has_eot
 from ..quant.measure import measure_weights
-from .outcomes import encode_mask
+from .journal import Journal
+from .outcomes import decode_mask, encode_mask
 from .results import Result, SeedResult
-from .seeding import (
-    ATTACK_GENERATOR,
-    ATTACK_NOISE,
-    CLEAN,
-    SCORE_NOISE,
-    batch_seed,
-    generator,
-    predict,
-)
+from .seeding import ATTACK_GENERATOR, ATTACK_NOISE, CLEAN, SCORE_NOISE, batch_seed, generator
+from .shards import WHOLE, Shard, batch_points, shard_points
 
 
 @dataclass
@@ -51,6 +45,7 @@ class EvalConfig:
     attack_options: dict = field(default_factory=dict)  # per-attack extra kwargs
     channels_last: bool = True  # measured: ~2x faster conv fwd+bwd on the CPU (benchmarks/)
     stochastic: bool | None = None  # None: detect Feynman-Kac noise; True for other random models
+    shard: Shard = WHOLE  # which whole batches of the first n points to evaluate (shards.py)
 
     def validate(self) -> None:
         check_attack_names(self.attacks)
@@ -118,69 +113,97 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def _fraction(mask: torch.Tensor) -> float:
-    """Count over n in double precision for every accuracy, so that robust <= clean holds exactly
-    (a float32 mean rounds 32/100 below the float64 quotient)."""
-    return int(mask.sum()) / len(mask)
+def _clean_batch(model, data: EvalData, cfg: EvalConfig, device, seed: int, b: int) -> torch.Tensor:
+    s, e = batch_points(b, len(data), cfg.batch_size)
+    with torch.inference_mode(), noise_seed(model, batch_seed(seed, CLEAN, 0, b), device):
+        pred = model(data.x[s:e].to(device, memory_format=_mf(cfg))).argmax(1).cpu()
+    return pred == data.y[s:e]
 
 
-def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags) -> SeedResult:
+def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, seed: int, k: int, b: int,
+                  correct: torch.Tensor) -> tuple[torch.Tensor, float | None]:
+    """Survival of batch ``b``'s points under attack ``k`` (False where not clean-correct)."""
+    s, e = batch_points(b, len(data), cfg.batch_size)
+    survived = torch.zeros(e - s, dtype=torch.bool)
+    local = torch.nonzero(correct).flatten()
+    if len(local) == 0:
+        return survived, None
+    idx = local + s
+    xb, yb = data.x[idx].to(device, memory_format=_mf(cfg)), data.y[idx].to(device)
+    gen = generator(device, seed, k, b, ATTACK_GENERATOR)
+    atk.diagnostics.pop("zero_grad_frac", None)
+    with noise_seed(model, batch_seed(seed, k, b, ATTACK_NOISE), device):
+        x_adv = atk.perturb(xb, yb, generator=gen)
+    dist = (x_adv - xb).abs().flatten(1).amax(1)
+    if dist.max() > cfg.eps + 1e-5 or x_adv.min() < 0 or x_adv.max() > 1:
+        raise RuntimeError(f"attack {name} left the ε-ball or the image range "
+                           f"(max |δ| = {float(dist.max()):.5f}); this is a bug in the attack")
+    with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
+        survived[local] = (model(x_adv).argmax(1) == yb).cpu()
+    return survived, atk.diagnostics.get("zero_grad_frac")
+
+
+def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags,
+              batches: range, journal: Journal) -> SeedResult:
+    """One seed over ``batches`` (a shard, or all of them); finished batches come from, and
+    new ones go to, the journal."""
     seed = cfg.seed + repeat
     n = len(data)
-    t0 = time.perf_counter()
-    clean_pred = predict(model, data.x, cfg.batch_size, device, (seed, CLEAN, 0), _mf(cfg))
-    correct = clean_pred == data.y
-    clean_time = time.perf_counter() - t0
+    start, stop = shard_points(batches, n, cfg.batch_size)
+    correct = torch.zeros(stop - start, dtype=torch.bool)
+    clean_time = 0.0
+    for b in batches:
+        s, e = batch_points(b, n, cfg.batch_size)
+        done = journal.get(seed, "clean", b)
+        if done is None:
+            t0 = time.perf_counter()
+            m = _clean_batch(model, data, cfg, device, seed, b)
+            done = {"mask": encode_mask(m), "time": time.perf_counter() - t0}
+            journal.record(seed, "clean", b, done["mask"], done["time"])
+        correct[s - start:e - start] = torch.from_numpy(decode_mask(done["mask"], e - s))
+        clean_time += done["time"]
     robust, times, zero_grad = {}, {}, {}
-    idx_correct = torch.nonzero(correct).flatten()
     for k, (name, atk) in enumerate(attacks.items(), start=1):
-        t0 = time.perf_counter()
-        survived = torch.zeros(n, dtype=torch.bool)
-        zg = []
-        bar = tqdm(total=len(idx_correct), desc=f"{name:>10s}", unit="img", leave=False,
+        survived = torch.zeros(stop - start, dtype=torch.bool)
+        times[name], zg = 0.0, []
+        bar = tqdm(total=int(correct.sum()), desc=f"{name:>10s}", unit="img", leave=False,
                    disable=not cfg.progress)
-        for b, i in enumerate(range(0, len(idx_correct), cfg.batch_size)):
-            idx = idx_correct[i:i + cfg.batch_size]
-            xb, yb = data.x[idx].to(device, memory_format=_mf(cfg)), data.y[idx].to(device)
-            gen = generator(device, seed, k, b, ATTACK_GENERATOR)
-            with noise_seed(model, batch_seed(seed, k, b, ATTACK_NOISE), device):
-                x_adv = atk.perturb(xb, yb, generator=gen)
-            if "zero_grad_frac" in atk.diagnostics:
-                zg.append(atk.diagnostics["zero_grad_frac"])
-            dist = (x_adv - xb).abs().flatten(1).amax(1)
-            if dist.max() > cfg.eps + 1e-5 or x_adv.min() < 0 or x_adv.max() > 1:
-                raise RuntimeError(f"attack {name} left the ε-ball or the image range "
-                                   f"(max |δ| = {float(dist.max()):.5f}); this is a bug in the attack")
-            with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
-                survived[idx] = (model(x_adv).argmax(1) == yb).cpu()
-            bar.update(len(idx))
+        for b in batches:
+            s, e = batch_points(b, n, cfg.batch_size)
+            done = journal.get(seed, name, b)
+            if done is None:
+                t0 = time.perf_counter()
+                m, z = _attack_batch(model, atk, name, data, cfg, device, seed, k, b, correct[s - start:e - start])
+                done = {"mask": encode_mask(m), "time": time.perf_counter() - t0, "zero_grad": z}
+                journal.record(seed, name, b, done["mask"], done["time"], z)
+            survived[s - start:e - start] = torch.from_numpy(decode_mask(done["mask"], e - s))
+            times[name] += done["time"]
+            if done.get("zero_grad") is not None:
+                zg.append(done["zero_grad"])
+            bar.update(int(correct[s - start:e - start].sum()))
         bar.close()
         robust[name] = survived
-        times[name] = time.perf_counter() - t0
         if zg:
             zero_grad[name] = float(np.mean(zg))
             if zero_grad[name] > 0.05:
                 flags.add(f"zero-gradients:{name}")
-    worst = correct.clone()
-    for s in robust.values():
-        worst &= s
-    return SeedResult(seed=seed, clean_acc=_fraction(correct),
-                      robust_acc={k: _fraction(v) for k, v in robust.items()},
-                      worst_case_acc=_fraction(worst), wall_time_s=times, clean_time_s=clean_time,
-                      zero_grad_frac=zero_grad,
-                      outcomes={"clean": encode_mask(correct), **{k: encode_mask(v) for k, v in robust.items()}})
+    return SeedResult.from_masks(seed, correct, robust, wall_time_s=times, clean_time_s=clean_time,
+                                 zero_grad_frac=zero_grad)
 
 
 def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0, *,
              config: EvalConfig | None = None, data: EvalData | None = None, card=None,
              command: str | None = None, protocol: dict | None = None, flags=(),
-             submission: dict | None = None, **kwargs) -> Result:
+             submission: dict | None = None, journal: str | None = None, resume: bool = False,
+             **kwargs) -> Result:
     """Run the battery on the first ``n`` test points and return the complete result record.
 
     ``command`` is the command line (or call) that asked for the run and ``protocol`` a named
     protocol it follows (e.g. qrobench check's); both are stored as given. ``flags`` and
     ``submission`` are added by callers that know more about the model (``qrobench submit``).
     The ``transfer`` attack needs its surrogate model in ``attack_options["transfer"]``.
+    With ``journal`` (a path) every finished batch is journaled there and ``resume=True``
+    continues a killed run from it (journal.py); ``config.shard`` evaluates one shard only.
     """
     cfg = config or EvalConfig(attacks=list(attacks), n=n, seed=seed, **kwargs)
     cfg.validate()
@@ -207,9 +230,17 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         run_flags.add("stochastic")
         if not has_eot(cfg.attacks):
             run_flags.add("no-eot")
+    batches = cfg.shard.batches(len(data), cfg.batch_size)
+    start, stop = shard_points(batches, len(data), cfg.batch_size)
+    card_sha = getattr(card, "sha256", None)
+    settings = {a: atk.settings() for a, atk in built.items()}
+    log = Journal(journal, {"model": name, "card_sha256": card_sha, "n": len(data), "eps": cfg.eps,
+                            "attacks": settings, "seeds": [cfg.seed + r for r in range(repeats)],
+                            "batch_size": cfg.batch_size, "shard": str(cfg.shard),
+                            "channels_last": cfg.channels_last, "qrobench": __version__}, resume)
     t_start = time.perf_counter()
     with full_fp32():
-        runs = [_run_once(model, data, cfg, device, r, built, run_flags) for r in range(repeats)]
+        runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log) for r in range(repeats)]
     total = time.perf_counter() - t_start
     model.to(memory_format=torch.contiguous_format)
 
@@ -217,14 +248,15 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     arch_cfg = getattr(model, "arch_config", None)
     result = Result(
         model=name,
-        card_sha256=getattr(card, "sha256", None),
+        card_sha256=card_sha,
         architecture=getattr(card, "architecture", getattr(model, "arch_name", type(model).__name__)),
         ensemble=getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
         precision=getattr(card, "precision", getattr(arch_cfg, "precision", stats.precision)),
         recipe=getattr(card, "recipe", None),
-        n=len(data),
+        n=stop - start,
+        first_index=start,
         eps=cfg.eps,
-        attacks={a: atk.settings() for a, atk in built.items()},
+        attacks=settings,
         stochastic=stochastic,
         sparsity=stats.sparsity,
         channel_sparsity=stats.channel_sparsity,
@@ -250,5 +282,9 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         weights={"eligible": stats.eligible, "layer_bits": stats.layer_bits,
                  "zero_channels": stats.zero_channels, "total_channels": stats.total_channels},
         submission=submission,
+        shard=None if cfg.shard == WHOLE else {"index": cfg.shard.index, "count": cfg.shard.count,
+                                               "n": len(data)},
     )
-    return result.summarize()
+    result.summarize()
+    log.close()  # kept until the caller has written the result (journal.py)
+    return result

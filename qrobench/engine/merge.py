@@ -4,6 +4,10 @@
 from it), so seeds measured in separate processes, sessions or machines combine into exactly
 the numbers one ``--repeats k`` run gives.
 
+*Shards*: files holding adjacent ranges of whole batches of the same points (``--shard I/K``,
+or the ranks of a torchrun) combine into the result of one process over all the points,
+identical in every accuracy and mask (shards.py).
+
 *Attacks*: files with the same model, points and seeds but different attacks combine into one
 result over the union of the attacks; the worst case is recomputed point by point from the
 per-point outcomes, so a slow attack (AutoAttack, Square) can run on its own. The clean
@@ -15,9 +19,12 @@ bit for bit those of one invocation with the whole battery.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import QrobenchError
 from ..protocol import has_eot
@@ -29,6 +36,7 @@ from .results import Result, SeedResult, read_result
 MUST_AGREE = ("model", "card_sha256", "dataset", "split", "n", "first_index", "eps", "norm",
               "attacks", "batch_size", "channels_last", "stochastic")
 ATTACK_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k != "attacks")
+SHARD_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k not in ("n", "first_index"))
 
 
 def _load(path: str | os.PathLike) -> Result:
@@ -60,6 +68,8 @@ def merge_results(paths: list[str | os.PathLike], command: str | None = None) ->
         raise QrobenchError("merge needs at least two result files")
     results = [(Path(p), _load(p)) for p in paths]
     first_path, first = results[0]
+    if any(r.first_index != first.first_index for _, r in results[1:]):
+        return merge_shards(results, command)
     if any(list(r.attacks) != list(first.attacks) for _, r in results[1:]):
         return _merge_attacks(results, command)
     for path, r in results[1:]:
@@ -87,17 +97,68 @@ def merge_results(paths: list[str | os.PathLike], command: str | None = None) ->
     return merged.summarize()
 
 
+def _check_pointwise(path, r: Result, first_path, first: Result, keys, what: str, hint: str) -> None:
+    """A file may join a point-by-point merge (of shards or attacks): same measurement, same
+    seeds, and per-point outcomes to combine."""
+    _check_agreement(path, r, first_path, first, keys, f"{what} of the same evaluation")
+    if r.seeds != first.seeds:
+        raise QrobenchError(f"{path} holds seeds {r.seeds} but {first_path} seeds {first.seeds}; {what} can "
+                            f"only be merged over the same seeds{hint}")
+    if not r.has_outcomes:
+        raise QrobenchError(f"{path} holds no per-point outcomes, so it cannot be combined point by point with "
+                            "other files; re-run it with qrobench >= 0.3")
+
+
+def merge_shards(results: list[tuple[Path | str, Result]], command: str | None) -> Result:
+    """One result over the union of adjacent shards (files from ``--shard`` or torchrun ranks)."""
+    results = sorted(results, key=lambda pr: pr[1].first_index)
+    first_path, first = results[0]
+    bs = first.batch_size or 0
+    for path, r in results:
+        _check_pointwise(path, r, first_path, first, SHARD_MERGE_MUST_AGREE, "shards", "")
+    for (p0, a), (p1, b) in itertools.pairwise(results):
+        if a.first_index + a.n != b.first_index:
+            what = "overlap" if a.first_index + a.n > b.first_index else "leave a gap"
+            raise QrobenchError(f"{p0} (points {a.first_index}–{a.first_index + a.n - 1}) and {p1} (from point "
+                                f"{b.first_index}) {what}; give every shard of the run exactly once")
+        if not bs or b.first_index % bs:
+            raise QrobenchError(f"{p1} starts at point {b.first_index}, not at a batch boundary (batch size "
+                                f"{bs}), so its batches differ from a one-process run; use --shard")
+    total = (results[-1][1].first_index + results[-1][1].n) - first.first_index
+    whole = {r.shard["n"] for _, r in results if r.shard}
+    if len(whole) > 1 or (whole and (first.first_index != 0 or total != whole.pop())):
+        counts = sorted({r.shard["count"] for _, r in results if r.shard})
+        raise QrobenchError(f"the files cover points {first.first_index}–{first.first_index + total - 1}, not all "
+                            f"shards of the run (K = {', '.join(map(str, counts))}); give every shard exactly once")
+    seeds = []
+    for i, s0 in enumerate(first.per_seed):
+        parts = [(r, r.per_seed[i]) for _, r in results]
+        clean = np.concatenate([decode_mask(p.outcomes["clean"], r.n) for r, p in parts])
+        robust = {a: np.concatenate([decode_mask(p.outcomes[a], r.n) for r, p in parts]) for a in first.attacks}
+        times = {a: sum(p.wall_time_s.get(a, 0.0) for _, p in parts) for a in first.attacks}
+        zero_grad = {}
+        for a in first.attacks:
+            vals = [(p.zero_grad_frac[a], r.n) for r, p in parts if a in p.zero_grad_frac]
+            if vals:  # weighted by points: the engine averages over batches of equal size
+                zero_grad[a] = sum(v * w for v, w in vals) / sum(w for _, w in vals)
+        seeds.append(SeedResult.from_masks(s0.seed, clean, robust, wall_time_s=times,
+                                           clean_time_s=sum(p.clean_time_s for _, p in parts),
+                                           zero_grad_frac=zero_grad))
+    merged = dataclasses.replace(
+        first, n=total, per_seed=seeds, shard=None,
+        flags=sorted(set().union(*(r.flags for _, r in results))),
+        total_time_s=max(float(r.total_time_s) for _, r in results),  # shards run side by side
+        merged_from=[src for path, r in results for src in _sources(Path(path), r)],
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None)
+    return merged.summarize()
+
+
 def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> Result:
     first_path, first = results[0]
     owner: dict[str, Path] = {}
     for path, r in results:
-        _check_agreement(path, r, first_path, first, ATTACK_MERGE_MUST_AGREE, "attacks on the same points and seeds")
-        if r.seeds != first.seeds:
-            raise QrobenchError(f"{path} holds seeds {r.seeds} but {first_path} seeds {first.seeds}; attacks can "
-                                "only be merged over the same seeds (merge the seeds of each attack first)")
-        if not r.has_outcomes:
-            raise QrobenchError(f"{path} holds no per-point outcomes, so its worst case cannot be combined with "
-                                "other attacks; re-run it with qrobench >= 0.2")
+        _check_pointwise(path, r, first_path, first, ATTACK_MERGE_MUST_AGREE, "attacks",
+                         " (merge the seeds of each attack first)")
         for a in r.attacks:
             if a in owner:
                 raise QrobenchError(f"attack {a} is in both {owner[a]} and {path}; give each attack once "
@@ -139,6 +200,7 @@ def _sources(path: Path, r: Result) -> list[dict]:
     if r.merged_from:
         return list(r.merged_from)
     return [{"file": path.name, "seeds": r.seeds, "attacks": list(r.attacks), "command": r.command,
+             **({"shard": r.shard} if r.shard else {}),
              "timestamp": r.timestamp,
              "device": r.device, "threads": r.threads, "versions": r.versions,
              "total_time_s": r.total_time_s}]

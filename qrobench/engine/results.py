@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import QrobenchError
 from ..files import atomic_write_text
 from ..protocol import CLEAN_ACC_FLOOR, precision_bits
-from .outcomes import decode_mask
+from .outcomes import decode_mask, encode_mask
 
 RESULT_SCHEMA = "qrobench-result-v2"
 LEGACY_SCHEMAS = ("qrobench-result-v1",)
@@ -71,6 +71,23 @@ class SeedResult(_ReadsLikeAMapping):
     zero_grad_frac: dict[str, float] = field(default_factory=dict)
     # per-point masks (outcomes.py): "clean" and each attack; None in files written before them
     outcomes: dict[str, str] | None = None
+
+    @classmethod
+    def from_masks(cls, seed: int, clean, robust: dict, **extra) -> SeedResult:
+        """A seed's record from its per-point masks. Accuracies are exact fractions (counts over
+        n in double precision), so robust <= clean holds exactly and shards or merges that
+        assemble the same masks give the same numbers."""
+        clean = np.asarray(clean.cpu() if hasattr(clean, "cpu") else clean, dtype=bool)
+        masks = {k: np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=bool) for k, v in robust.items()}
+        n = len(clean)
+        worst = clean.copy()
+        for m in masks.values():
+            worst &= m
+        return cls(seed=seed, clean_acc=int(clean.sum()) / n,
+                   robust_acc={k: int(m.sum()) / n for k, m in masks.items()},
+                   worst_case_acc=int(worst.sum()) / n,
+                   outcomes={"clean": encode_mask(clean), **{k: encode_mask(m) for k, m in masks.items()}},
+                   **extra)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -132,6 +149,7 @@ class Result(_ReadsLikeAMapping):
     submission: dict | None = None  # how a submitted checkpoint was loaded and checked
     merged_from: list[dict] | None = None  # the runs a merged file combines
     diagnostics: dict | None = None  # gradient-masking findings (engine/diagnostics.py, qrobench diagnose)
+    shard: dict | None = None  # {"index", "count", "n"}: this file holds shard index/count of n points
     schema: str = RESULT_SCHEMA
 
     # -- aggregation -----------------------------------------------------------------------
@@ -239,7 +257,7 @@ class Result(_ReadsLikeAMapping):
         return cls(**kwargs)
 
 
-_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics")
+_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
