@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="evaluate a zoo model under an attack battery")
     r.add_argument("--model", required=True, help="zoo model name (see 'qrobench list')")
     opts.add_attacks(r, ["pgd20"], "default pgd20")
-    r.add_argument("--n", type=int, default=1000, help="first N test points (default 1000)")
+    r.add_argument("--n", "--points", dest="n", type=int, default=1000,
+                   help="first N test points (default 1000); --points is the spelling to use under torchrun, "
+                        "whose own parser would read --n as an abbreviation of its options")
     opts.add_eps(r, curve=True)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--repeats", type=int, default=None,

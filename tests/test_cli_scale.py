@@ -90,3 +90,9 @@ def test_two_gloo_ranks_write_the_one_process_result(tiny_zoo, data_dir, tmp_pat
     assert [m["file"] for m in d["merged_from"]] == ["rank 0", "rank 1"]
     assert "--workers 2" in d["command"] and "shard" not in d
     assert not list(tmp_path.glob("*.journal"))
+
+
+def test_points_is_the_torchrun_safe_spelling_of_n():
+    from qrobench.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--model", "m", "--points", "7"]).n == 7
