@@ -143,6 +143,20 @@ def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, see
     return survived, atk.diagnostics.get("zero_grad_frac")
 
 
+def _journaled(journal: Journal, seed: int, part: str, b: int, size: int, compute):
+    """Batch ``b``'s mask, seconds and zero-gradient fraction: from the journal when it is
+    there, else computed by ``compute() -> (mask, zero_grad)`` and journaled."""
+    done = journal.get(seed, part, b)
+    if done is not None:
+        return torch.from_numpy(decode_mask(done["mask"], size)), done["time"], done.get("zero_grad")
+    t0 = time.perf_counter()
+    mask, zero_grad = compute()
+    dt = time.perf_counter() - t0
+    mask = mask.cpu()
+    journal.record(seed, part, b, encode_mask(mask), dt, zero_grad)
+    return mask, dt, zero_grad
+
+
 def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags,
               batches: range, journal: Journal) -> SeedResult:
     """One seed over ``batches`` (a shard, or all of them); finished batches come from, and
@@ -154,14 +168,10 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
     clean_time = 0.0
     for b in batches:
         s, e = batch_points(b, n, cfg.batch_size)
-        done = journal.get(seed, "clean", b)
-        if done is None:
-            t0 = time.perf_counter()
-            m = _clean_batch(model, data, cfg, device, seed, b)
-            done = {"mask": encode_mask(m), "time": time.perf_counter() - t0}
-            journal.record(seed, "clean", b, done["mask"], done["time"])
-        correct[s - start:e - start] = torch.from_numpy(decode_mask(done["mask"], e - s))
-        clean_time += done["time"]
+        m, dt, _ = _journaled(journal, seed, "clean", b, e - s,
+                              lambda b=b: (_clean_batch(model, data, cfg, device, seed, b), None))
+        correct[s - start:e - start] = m
+        clean_time += dt
     robust, times, zero_grad = {}, {}, {}
     for k, (name, atk) in enumerate(attacks.items(), start=1):
         survived = torch.zeros(stop - start, dtype=torch.bool)
@@ -170,16 +180,13 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
                    disable=not cfg.progress)
         for b in batches:
             s, e = batch_points(b, n, cfg.batch_size)
-            done = journal.get(seed, name, b)
-            if done is None:
-                t0 = time.perf_counter()
-                m, z = _attack_batch(model, atk, name, data, cfg, device, seed, k, b, correct[s - start:e - start])
-                done = {"mask": encode_mask(m), "time": time.perf_counter() - t0, "zero_grad": z}
-                journal.record(seed, name, b, done["mask"], done["time"], z)
-            survived[s - start:e - start] = torch.from_numpy(decode_mask(done["mask"], e - s))
-            times[name] += done["time"]
-            if done.get("zero_grad") is not None:
-                zg.append(done["zero_grad"])
+            ok = correct[s - start:e - start]
+            m, dt, z = _journaled(journal, seed, name, b, e - s, lambda b=b, k=k, atk=atk, name=name, ok=ok:
+                                  _attack_batch(model, atk, name, data, cfg, device, seed, k, b, ok))
+            survived[s - start:e - start] = m
+            times[name] += dt
+            if z is not None:
+                zg.append(z)
             bar.update(int(correct[s - start:e - start].sum()))
         bar.close()
         robust[name] = survived
