@@ -17,3 +17,42 @@ def model():
 @pytest.fixture(scope="session")
 def points():
     return load_cifar10_test(128)
+
+
+# (numerator, denominator, what the ratio says): names as pytest-benchmark lists them
+RATIOS = [
+    ("test_torchattacks_pgd", "test_qrobench_pgd20[channels_last]", "pgd20: qrobench faster than torchattacks PGD"),
+    ("test_gradient_pass_bound", "test_qrobench_pgd20[channels_last]",
+     "pgd20: qrobench vs the 21-pass gradient bound (above 1: early stopping beats the bound)"),
+    ("test_torchattacks_battery", "test_qrobench_battery[full]",
+     "pgd20+cw: qrobench faster than torchattacks PGD + UPGD(margin)"),
+    ("test_torchattacks_battery", "test_qrobench_battery[cascade]",
+     "pgd20+cw --cascade: qrobench faster than torchattacks"),
+    ("test_pyautoattack_direct", "test_qrobench_autoattack", "aa: qrobench faster than pyautoattack direct"),
+]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The speed-ups the README quotes, as ratios of means measured side by side in this run."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    by_name = {b.name: b for b in session.benchmarks if b.stats}
+    lines = []
+    for num, den, what in RATIOS:
+        if num in by_name and den in by_name:
+            a, b = by_name[num], by_name[den]
+            ratio = a.stats.mean / b.stats.mean
+            accs = [x.extra_info.get("robust_acc_pct") for x in (b, a)]
+            acc = (f"   robust accuracy {accs[0]:.2f} % vs {accs[1]:.2f} %"
+                   if None not in accs else "")
+            lines.append(f"{ratio:6.2f}x  {what}  ({b.stats.mean:.2f} s vs {a.stats.mean:.2f} s){acc}")
+    if lines:
+        import platform
+
+        import torch
+
+        terminalreporter.write_sep("-", f"ratios (means, one run; {platform.processor() or 'cpu'}, "
+                                        f"{torch.get_num_threads()} threads)")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -34,6 +34,25 @@ def test_torchattacks_pgd(benchmark, model, points):
     assert (x_adv - points.x).abs().max() <= 8 / 255 + 1e-6
 
 
+def test_gradient_pass_bound(benchmark, model, points):
+    """21 forward + backward passes over every point (20 steps and the final check): what
+    pgd20 costs when no point may stop early, and no attack bookkeeping at all."""
+    benchmark.group = GROUP
+    m = model.to(memory_format=torch.channels_last)
+    x = points.x.contiguous(memory_format=torch.channels_last)
+
+    def passes():
+        for _ in range(21):
+            xi = x.clone().requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(m(xi), points.y)
+            (g,) = torch.autograd.grad(loss, xi)
+        return g
+
+    g = benchmark.pedantic(passes, rounds=3, iterations=1)
+    model.to(memory_format=torch.contiguous_format)
+    assert g.shape == points.x.shape and g.abs().sum() > 0
+
+
 @pytest.mark.parametrize("fmt", ["contiguous", "channels_last"])
 def test_clean_pass_memory_format(benchmark, model, points, fmt):
     benchmark.group = "clean forward (inference_mode), ResNet20, 128 images"

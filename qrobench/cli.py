@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "first N points; 'qrobench merge' of all K files equals the one-process result")
     r.add_argument("--resume", action="store_true",
                    help="continue the killed run that was writing --output, from its journal")
+    r.add_argument("--cascade", action="store_true",
+                   help="attack each point only until one attack breaks it (AutoAttack-style): the worst case "
+                        "is exact and cheaper, per-attack accuracies become cumulative; the result says so")
     r.add_argument("--workers", type=int, default=None, metavar="K",
                    help="run as K processes on this machine (torchrun; gloo on the CPU, nccl on GPUs)")
     opts.add_quiet(r)
@@ -89,11 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .diagnose import add_diagnose_parser
     from .reports.cli import add_leaderboard_parser
     from .submit.cli import add_submit_parser
+    from .sweep import add_sweep_parser
+    from .weights import add_weights_parser
 
     add_leaderboard_parser(sub)
     add_submit_parser(sub)
     add_check_parser(sub)
     add_diagnose_parser(sub)
+    add_sweep_parser(sub)
+    add_weights_parser(sub)
     return p
 
 
@@ -136,7 +143,7 @@ def cmd_run(args) -> int:
 
     cfg = EvalConfig(attacks=args.attacks, n=args.n, eps=args.eps[0], seed=args.seed,
                      batch_size=args.batch_size, device=args.device, repeats=args.repeats,
-                     data_dir=args.data_dir, progress=not args.quiet)
+                     data_dir=args.data_dir, progress=not args.quiet, cascade=args.cascade)
     if args.shard is not None:
         cfg.shard = args.shard
     cfg.validate()

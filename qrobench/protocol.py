@@ -77,8 +77,10 @@ def is_precision_token(token: str) -> bool:
 
 
 def precision_for_bits(bits: int) -> str:
-    """The token of a per-layer bit-width (mixed precision): 32 and more is float."""
-    return "fp" if bits >= FLOAT_BITS else f"{int(bits)}bit"
+    """The token of a per-layer bit-width (mixed precision): 32 and more is float, 1 is binary."""
+    if bits >= FLOAT_BITS:
+        return "fp"
+    return "bnn" if int(bits) == 1 else f"{int(bits)}bit"
 
 
 def precision_bits(token: str | None) -> float | None:

@@ -94,7 +94,10 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
     else:
         out.append(Finding("not-robust", "pass", f"worst case {worst:.1f} %"))
 
-    if "fgsm" in acc and "pgd20" in acc:
+    cumulative = "a --cascade run: per-attack accuracies are cumulative, so attacks cannot be compared"
+    if r.cascade:
+        out.append(Finding("fgsm-beats-pgd", "n/a", cumulative))
+    elif "fgsm" in acc and "pgd20" in acc:
         t = _gap_threshold(r, "fgsm", "pgd20")
         gap = acc["pgd20"] - acc["fgsm"]
         status = "flag" if gap > t else "pass"
@@ -105,7 +108,9 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
 
     white = {a: v for a, v in acc.items() if is_white_box(a)}  # as each registered attack says
     black = {a: v for a, v in acc.items() if not is_white_box(a)}
-    if white and black:
+    if r.cascade:
+        out.append(Finding("black-box-beats-white-box", "n/a", cumulative))
+    elif white and black:
         wb, bb = min(white, key=white.get), min(black, key=black.get)
         t = _gap_threshold(r, wb, bb)
         gap = white[wb] - black[bb]
@@ -115,7 +120,9 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
     else:
         out.append(Finding("black-box-beats-white-box", "n/a", "needs a black-box and a white-box attack"))
 
-    if r.stochastic and "eot-pgd20" in acc and "pgd20" in acc:
+    if r.cascade:
+        out.append(Finding("eot-gap", "n/a", cumulative))
+    elif r.stochastic and "eot-pgd20" in acc and "pgd20" in acc:
         t = _gap_threshold(r, "eot-pgd20", "pgd20")
         gap = acc["pgd20"] - acc["eot-pgd20"]
         out.append(Finding("eot-gap", "flag" if abs(gap) > t else "pass",

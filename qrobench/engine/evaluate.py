@@ -46,6 +46,7 @@ class EvalConfig:
     channels_last: bool = True  # measured: ~2x faster conv fwd+bwd on the CPU (benchmarks/)
     stochastic: bool | None = None  # None: detect Feynman-Kac noise; True for other random models
     shard: Shard = WHOLE  # which whole batches of the first n points to evaluate (shards.py)
+    cascade: bool = False  # attack a point only until one attack breaks it (worst case only)
 
     def validate(self) -> None:
         check_attack_names(self.attacks)
@@ -173,23 +174,26 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
         correct[s - start:e - start] = m
         clean_time += dt
     robust, times, zero_grad = {}, {}, {}
+    alive = correct.clone()  # cascade: the points no attack has broken yet
     for k, (name, atk) in enumerate(attacks.items(), start=1):
+        targets = alive if cfg.cascade else correct
         survived = torch.zeros(stop - start, dtype=torch.bool)
         times[name], zg = 0.0, []
-        bar = tqdm(total=int(correct.sum()), desc=f"{name:>10s}", unit="img", leave=False,
+        bar = tqdm(total=int(targets.sum()), desc=f"{name:>10s}", unit="img", leave=False,
                    disable=not cfg.progress)
         for b in batches:
             s, e = batch_points(b, n, cfg.batch_size)
-            ok = correct[s - start:e - start]
+            ok = targets[s - start:e - start].clone()
             m, dt, z = _journaled(journal, seed, name, b, e - s, lambda b=b, k=k, atk=atk, name=name, ok=ok:
                                   _attack_batch(model, atk, name, data, cfg, device, seed, k, b, ok))
             survived[s - start:e - start] = m
             times[name] += dt
             if z is not None:
                 zg.append(z)
-            bar.update(int(correct[s - start:e - start].sum()))
+            bar.update(int(ok.sum()))
         bar.close()
         robust[name] = survived
+        alive &= survived
         if zg:
             zero_grad[name] = float(np.mean(zg))
             if zero_grad[name] > 0.05:
@@ -233,6 +237,8 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
              for a in cfg.attacks}
 
     run_flags: set[str] = set(flags)
+    if cfg.cascade:
+        run_flags.add("cascade")
     if stochastic:
         run_flags.add("stochastic")
         if not has_eot(cfg.attacks):
@@ -244,7 +250,8 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     log = Journal(journal, {"model": name, "card_sha256": card_sha, "n": len(data), "eps": cfg.eps,
                             "attacks": settings, "seeds": [cfg.seed + r for r in range(repeats)],
                             "batch_size": cfg.batch_size, "shard": str(cfg.shard),
-                            "channels_last": cfg.channels_last, "qrobench": __version__}, resume)
+                            "channels_last": cfg.channels_last, "cascade": cfg.cascade, "qrobench": __version__},
+                  resume)
     t_start = time.perf_counter()
     with full_fp32():
         runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log) for r in range(repeats)]
@@ -289,6 +296,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         weights={"eligible": stats.eligible, "layer_bits": stats.layer_bits,
                  "zero_channels": stats.zero_channels, "total_channels": stats.total_channels},
         submission=submission,
+        cascade=True if cfg.cascade else None,
         shard=None if cfg.shard == WHOLE else {"index": cfg.shard.index, "count": cfg.shard.count,
                                                "n": len(data)},
     )

@@ -34,7 +34,7 @@ from .results import Result, SeedResult, read_result
 # What defines the measurement: seeds may only be combined when all of these agree. Device,
 # threads and torch version may differ (recorded per source); they do not change the protocol.
 MUST_AGREE = ("model", "card_sha256", "dataset", "split", "n", "first_index", "eps", "norm",
-              "attacks", "batch_size", "channels_last", "stochastic")
+              "attacks", "batch_size", "channels_last", "stochastic", "cascade")
 ATTACK_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k != "attacks")
 SHARD_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k not in ("n", "first_index"))
 
@@ -155,6 +155,11 @@ def merge_shards(results: list[tuple[Path | str, Result]], command: str | None) 
 
 def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> Result:
     first_path, first = results[0]
+    for path, r in results:
+        if r.cascade:
+            raise QrobenchError(f"{path} is a --cascade run: its attacks ran only on the points earlier ones "
+                                "left standing, so they cannot be combined with other attacks; re-run the "
+                                "whole battery with --cascade, or run the attacks without it")
     owner: dict[str, Path] = {}
     for path, r in results:
         _check_pointwise(path, r, first_path, first, ATTACK_MERGE_MUST_AGREE, "attacks",

@@ -150,6 +150,11 @@ class Result(_ReadsLikeAMapping):
     merged_from: list[dict] | None = None  # the runs a merged file combines
     diagnostics: dict | None = None  # gradient-masking findings (engine/diagnostics.py, qrobench diagnose)
     shard: dict | None = None  # {"index", "count", "n"}: this file holds shard index/count of n points
+    # True: each attack ran only on the points every earlier attack failed to break (--cascade),
+    # so robust_acc[a] is the accuracy after the attacks up to a, and only the last is the battery's
+    cascade: bool | None = None
+    # a post-training quantization of a float zoo model (qrobench sweep): source, method, bits
+    sweep: dict | None = None
     schema: str = RESULT_SCHEMA
 
     # -- aggregation -----------------------------------------------------------------------
@@ -257,7 +262,7 @@ class Result(_ReadsLikeAMapping):
         return cls(**kwargs)
 
 
-_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard")
+_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "sweep")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -20,9 +20,14 @@ import torch.nn.functional as F
 
 from ..protocol import precision_for_bits
 from .layers import QuantConv2d, quantized_layers
-from .quantizers import kbit
+from .quantizers import binary, kbit
 
 CANDIDATE_BITS = (2, 3, 4, 5, 6, 8)
+SWEEP_CANDIDATE_BITS = (1, 2, 3, 4, 5, 6, 8)  # with binary layers, so that a 1-bit budget is possible
+
+
+def _quantizer(bits: int):
+    return binary if bits == 1 else kbit(bits)
 
 
 def _input_shapes(model: nn.Module, image_shape=(3, 32, 32)) -> dict[str, tuple[int, ...]]:
@@ -89,7 +94,7 @@ def plan_mixed_precision(model: nn.Module, avg_bits: float, candidates=CANDIDATE
     for name, m in quantized_layers(model):
         w = m.weight.detach().float()
         lip = conv_operator_norm(w, m, shapes[name])
-        errs = {b: conv_operator_norm(w - kbit(b)(w).dequantize(), m, shapes[name]) for b in candidates}
+        errs = {b: conv_operator_norm(w - _quantizer(b)(w).dequantize(), m, shapes[name]) for b in candidates}
         plans.append(LayerPlan(name, w.numel(), lip, errs, bits=min(candidates)))
     total = sum(p.n_weights for p in plans)
     budget = avg_bits * total
@@ -102,16 +107,13 @@ def plan_mixed_precision(model: nn.Module, avg_bits: float, candidates=CANDIDATE
     while True:  # raise the layer with the best bound decrease per extra bit, within budget
         best, best_gain = None, 0.0
         for p in plans:
-            i = ordered.index(p.bits)
-            if i + 1 == len(ordered):
-                continue
-            nb = ordered[i + 1]
-            extra = (nb - p.bits) * p.n_weights
-            if used + extra > budget + 1e-9:
-                continue
-            gain = (cost(p, p.bits) - cost(p, nb)) / extra
-            if gain > best_gain:
-                best, best_gain = (p, nb, extra), gain
+            for nb in ordered[ordered.index(p.bits) + 1:]:  # any wider candidate: errors need not
+                extra = (nb - p.bits) * p.n_weights    # fall with every bit (1-bit binary beats
+                if used + extra > budget + 1e-9:       # 2-bit sign-magnitude on some layers)
+                    continue
+                gain = (cost(p, p.bits) - cost(p, nb)) / extra
+                if gain > best_gain:
+                    best, best_gain = (p, nb, extra), gain
         if best is None:
             break
         p, nb, extra = best

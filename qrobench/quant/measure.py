@@ -133,3 +133,22 @@ def measure_weights(model: nn.Module) -> WeightStats:
         eligible=eligible,
         layer_bits=layer_bits,
     )
+
+
+@torch.no_grad()
+def layer_table(model: nn.Module) -> list[dict]:
+    """Per eligible conv: bit-width, sparsity and zero input channels (``W[:, c]`` all zero), in
+    network order, so a report can show where a model's zeros and zero channels sit."""
+    layers, _ = _eligible(model)
+    rows = []
+    for name, m in layers:
+        w = m.weight
+        bits, token = _layer_bits(m)
+        per_channel = (w == 0).float().mean(dim=(0, 2, 3))  # zero fraction of each W[:, c]
+        zero_ch = int((per_channel == 1).sum())
+        rows.append({"layer": name, "shape": list(w.shape), "precision": token, "bits": bits,
+                     "weights": w.numel(), "zeros": int((w == 0).sum()),
+                     "sparsity": float((w == 0).float().mean()), "channels": int(w.shape[1]),
+                     "zero_channels": zero_ch, "channel_sparsity": zero_ch / w.shape[1],
+                     "max_channel_zero_frac": float(per_channel.max())})  # how near a zero channel
+    return rows

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..files import atomic_write_text
 from ..protocol import LEADERBOARD_EPS
-from .collect import find_reported, find_results, read_cards
+from .collect import find_reported, find_results, read_cards, select
 from .html import to_html
 from .leaderboard import (
     DEFAULT_SORT,
@@ -23,8 +23,9 @@ from .leaderboard import (
     model_table,
     sort_table,
 )
-from .plots import write_plots
+from .plots import write_plots, write_study_plots
 from .render import to_csv, to_json, to_markdown
+from .studies import Studies, collect_studies, html_sections, json_doc, markdown_sections
 from .summary import RunsSummary, summarize_runs
 
 OUTPUT_STEM = "leaderboard"
@@ -37,6 +38,7 @@ class Leaderboard:
     models: pd.DataFrame  # one row per model at any ε (weight properties)
     summary: RunsSummary
     n_files: int
+    studies: Studies | None = None  # sweeps, per-layer weights and the Findings (studies.py)
     files: list[Path] = field(default_factory=list)
 
 
@@ -54,7 +56,8 @@ def collect_leaderboard(results_dir="results", zoo_dir=None, eps: float = LEADER
     if filters:  # the plots show the rows the filters kept
         keep = set(table["model"])
         models, curves = models[models["model"].isin(keep)], curves[curves["model"].isin(keep)]
-    return Leaderboard(table, curves, models, summary, len(results))
+    studies = collect_studies(root, {rf.model: rf.result for rf in select(results, cards, eps)}, cards)
+    return Leaderboard(table, curves, models, summary, len(results), studies)
 
 
 def write_leaderboard(results_dir="results", output_dir=None, zoo_dir=None, eps: float = LEADERBOARD_EPS,
@@ -67,12 +70,18 @@ def write_leaderboard(results_dir="results", output_dir=None, zoo_dir=None, eps:
     out.mkdir(parents=True, exist_ok=True)
     measured = lb.table[lb.table["status"] == "measured"]
     drawn = write_plots(measured, lb.curves, out / "plots", lb.models) if plots else {}
+    if plots and lb.studies is not None:
+        drawn.update(write_study_plots(lb.studies, out / "plots"))
+    st = lb.studies
     for paths in drawn.values():
         lb.files += paths
     lb.files += [
-        atomic_write_text(out / f"{OUTPUT_STEM}.md", to_markdown(lb.table, lb.summary, eps, sort, drawn, lb.n_files)),
+        atomic_write_text(out / f"{OUTPUT_STEM}.md", to_markdown(lb.table, lb.summary, eps, sort, drawn, lb.n_files,
+                                                                  markdown_sections(st) if st else None)),
         atomic_write_text(out / f"{OUTPUT_STEM}.csv", to_csv(lb.table)),
-        atomic_write_text(out / f"{OUTPUT_STEM}.json", to_json(lb.table, lb.summary, eps, sort, filters, lb.curves)),
-        atomic_write_text(out / f"{OUTPUT_STEM}.html", to_html(lb.table, lb.summary, eps, sort, drawn, lb.n_files)),
+        atomic_write_text(out / f"{OUTPUT_STEM}.json", to_json(lb.table, lb.summary, eps, sort, filters, lb.curves,
+                                                              json_doc(st) if st else None)),
+        atomic_write_text(out / f"{OUTPUT_STEM}.html", to_html(lb.table, lb.summary, eps, sort, drawn, lb.n_files,
+                                                              html_sections(st) if st else "")),
     ]
     return lb

@@ -101,7 +101,7 @@ def _img(path: Path, name: str) -> str:
 
 
 def to_html(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str,
-            plots: dict | None = None, n_files: int = 0) -> str:
+            plots: dict | None = None, n_files: int = 0, studies: str = "") -> str:
     cols = display_columns(df)
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in cols)
     body = []
@@ -138,6 +138,8 @@ def to_html(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str
     if summary is not None:
         items = "".join(f"<li>{html.escape(line.strip().lstrip('- '))}</li>" for line in summary.lines())
         parts += ["<h2>Runs summary</h2>", f"<ul>{items}</ul>"]
+    if studies:
+        parts.append(studies)
     if plots:
         parts += ["<h2>Plots</h2>", '<div class="plots">',
                   *[_img(paths[0], name) for name, paths in plots.items()], "</div>"]

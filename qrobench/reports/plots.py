@@ -198,3 +198,69 @@ def write_plots(table: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path,
     for name, fig in figs.items():
         written[name] = [_save(fig, out / f"{name}.{fmt}", fmt) for fmt in ("png", "svg")]
     return written
+
+
+METHOD_STYLE = {"uniform": ("o", "-"), "lgmp": ("*", "--")}
+
+
+def sweep_curves(source: str, points: pd.DataFrame) -> Figure:
+    """Clean and worst-case accuracy against average bits for one swept float model."""
+    fig = _figure(9.0, 4.0)
+    axes = fig.subplots(1, 2, sharex=True)
+    base = points[points["method"] == "float"]
+    for ax, col, what in ((axes[0], "clean_pct", "clean accuracy"), (axes[1], "worst_case_pct",
+                                                                    "worst-case robust accuracy")):
+        for i, (method, g) in enumerate(points[points["method"] != "float"].groupby("method", sort=True)):
+            g = g.sort_values("avg_bits")
+            marker, style = METHOD_STYLE.get(method, ("D", ":"))
+            ax.plot(g["avg_bits"], g[col], marker=marker, linestyle=style, color=_color(i), label=method)
+            if col == "worst_case_pct":
+                ax.fill_between(g["avg_bits"], g["worst_lo"], g["worst_hi"], color=_color(i), alpha=0.12)
+        if len(base):
+            ax.axhline(float(base[col].iloc[0]), color="#444444", linestyle=":", label="float (unquantized)")
+        ax.set_xlabel("average bits per quantized weight")
+        ax.set_ylabel(f"{what} (%)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    n = int(points["n"].iloc[0]) if len(points) else 0
+    fig.suptitle(f"{source}: post-training quantization sweep (first {n} test points)")
+    return fig
+
+
+def layer_sparsity(weights: dict[str, dict], models: list[str]) -> Figure:
+    """Per quantized conv, in network order: sparsity (solid) and the zero fraction of the
+    emptiest input channel (dotted; 100 % would be a zero channel)."""
+    fig = _figure(9.0, 4.2)
+    ax = fig.add_subplot()
+    for i, m in enumerate(models):
+        layers = weights[m]["layers"]
+        x = range(len(layers))
+        ax.plot(x, [100 * ly["sparsity"] for ly in layers], marker="o", markersize=3, color=_color(i),
+                label=f"{m}: sparsity")
+        ax.plot(x, [100 * ly["max_channel_zero_frac"] for ly in layers], linestyle=":", color=_color(i),
+                label=f"{m}: emptiest input channel")
+    ax.axhline(100, color="#999999", linewidth=0.8)
+    ax.set_xlabel("quantized conv, in network order (stem first)")
+    ax.set_ylabel("% zeros")
+    ax.set_ylim(0, 105)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Where the zeros sit: trade-off models and their controls")
+    return fig
+
+
+def write_study_plots(st, out_dir: str | Path) -> dict[str, list[Path]]:
+    """The sweep curves (one plot per swept model) and the per-layer sparsity plot."""
+    from .studies import pair_models
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = {}
+    if len(st.table):
+        for source, g in st.table.groupby("source", sort=True):
+            figs[f"sweep_{source}"] = sweep_curves(source, g)
+    models = pair_models(st)
+    if models:
+        figs["layer_sparsity"] = layer_sparsity(st.weights, models)
+    return {name: [_save(fig, out / f"{name}.{fmt}", fmt) for fmt in ("png", "svg")] for name, fig in figs.items()}

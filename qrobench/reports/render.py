@@ -51,6 +51,8 @@ FLAG_HELP = {
     "no-autoattack": "measured without AutoAttack (aa, or aa-rand for a randomised model): the worst case is "
                      "an upper bound that the full battery may lower, so the row's rank is provisional "
                      "(the runs summary says what is missing)",
+    "cascade": "measured with --cascade: each attack ran only on the points the earlier ones left standing, "
+               "so the per-attack columns are cumulative (the worst case is exact)",
     "low-clean-accuracy": "clean accuracy below the 20 % floor: robust numbers of a broken model mean little",
     "stale": "measured on a checkpoint the zoo no longer holds (the card's sha256 changed)",
     "submitted": "an outside submission (qrobench submit)",
@@ -134,7 +136,7 @@ def _table(df: pd.DataFrame, cols) -> str:
 
 
 def to_markdown(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str,
-                plots: dict | None = None, n_files: int = 0) -> str:
+                plots: dict | None = None, n_files: int = 0, sections: list[str] | None = None) -> str:
     out = ["# qrobench leaderboard", "", protocol_line(df, eps, sort), ""]
     if len(df):
         out += [_table(df, compact_columns(df)), "", "## All columns", "", _table(df, display_columns(df)), ""]
@@ -154,6 +156,8 @@ def to_markdown(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort:
             "HTML page sit beside this file.", ""]
     if summary is not None:
         out += ["## Runs summary", "", *summary.lines(), ""]
+    if sections:
+        out += sections
     if plots:
         out += ["## Plots", ""]
         out += [f"![{name}](plots/{name}.png)" for name in plots]
@@ -180,7 +184,7 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 
 def to_json(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str, filters,
-            curves: pd.DataFrame | None = None) -> str:
+            curves: pd.DataFrame | None = None, studies: dict | None = None) -> str:
     rows = _records(df)
     doc = {
         "schema": "qrobench-leaderboard-v1",
@@ -194,4 +198,6 @@ def to_json(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str
         "eps_curves": _records(curves) if curves is not None else [],
         "summary": summary.as_dict() if summary is not None else None,
     }
+    if studies:
+        doc.update(studies)
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,406 @@
+"""The studies beside the leaderboard: quantization sweeps, AT-vs-natural sensitivity, per-layer
+weights, and the Findings that test the seed papers' claims against them.
+
+Everything here is read from result data (``results/sweeps``, ``results/weights``, the zoo
+results): a verdict changes when a re-run changes a number, and is never typed. Each finding
+names the files behind it and the rule that decided it; "not tested" says what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..engine.results import Result, read_result
+from ..weights import read_weights
+from .stats import ALPHA, paired_test, wilson
+
+SWEEPS_DIR, WEIGHTS_DIR = "sweeps", "weights"
+NATURAL_SUFFIX = "-natural"
+SPARSE_PCT = 20.0  # a quantized model whose convs are at least this sparse counts as "sparse"
+
+
+@dataclass
+class Finding:
+    claim: str
+    source: str  # the paper
+    verdict: str  # holds | does not hold | mixed | not tested
+    evidence: list[str] = field(default_factory=list)
+    rule: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Studies:
+    sweeps: dict[str, list[Result]]  # source model -> its points (float first)
+    weights: dict[str, dict]  # model -> results/weights file
+    table: pd.DataFrame  # one row per sweep point
+    findings: list[Finding]
+
+
+# -- sweeps ----------------------------------------------------------------------------------
+
+def read_sweeps(root: Path) -> dict[str, list[Result]]:
+    out: dict[str, list[Result]] = {}
+    folder = root / SWEEPS_DIR
+    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+        r = read_result(path)
+        if r.sweep is None or r.shard is not None:
+            continue
+        out.setdefault(r.sweep["source"], []).append(r)
+    for points in out.values():
+        points.sort(key=lambda r: (r.sweep["method"] != "float", r.sweep["method"], r.sweep["bits_budget"]))
+    return out
+
+
+def _float_point(points: list[Result]) -> Result | None:
+    return next((r for r in points if r.sweep["method"] == "float"), None)
+
+
+def sweep_table(sweeps: dict[str, list[Result]]) -> pd.DataFrame:
+    rows = []
+    for source, points in sweeps.items():
+        base = _float_point(points)
+        for r in points:
+            lo, hi = wilson(r.worst_case_acc, r.n)
+            row = {"source": source, "method": r.sweep["method"], "bits": r.sweep["bits_budget"],
+                   "avg_bits": r.sweep["avg_bits"], "n": r.n, "attacks": ",".join(r.attacks),
+                   "cascade": bool(r.cascade), "clean_pct": 100 * r.clean_acc,
+                   "worst_case_pct": 100 * r.worst_case_acc, "worst_lo": 100 * lo, "worst_hi": 100 * hi,
+                   "sparsity_pct": 100 * (r.sparsity or 0.0)}
+            if base is not None and base.n == r.n:
+                row["clean_drop_pp"] = 100 * (base.clean_acc - r.clean_acc)
+                row["clean_rel_drop_pct"] = 100 * (1 - r.clean_acc / base.clean_acc) if base.clean_acc else math.nan
+                row["worst_drop_pp"] = 100 * (base.worst_case_acc - r.worst_case_acc)
+                row["worst_rel_drop_pct"] = (100 * (1 - r.worst_case_acc / base.worst_case_acc)
+                                             if base.worst_case_acc > 0 else math.nan)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _by(points: list[Result], method: str) -> dict[int, Result]:
+    return {r.sweep["bits_budget"]: r for r in points if r.sweep["method"] == method}
+
+
+# -- findings --------------------------------------------------------------------------------
+
+def _sensitivity_finding(sweeps) -> Finding:
+    claim = ("Adversarially trained networks lose more accuracy to quantization than naturally trained "
+             "ones (compared as the relative drop in clean accuracy, 1 − acc_q / acc_float, uniform "
+             "post-training quantization at each bit-width)")
+    f = Finding(claim, "Song, Ranjan & Li 2021 (arXiv 2110.12308)", "not tested",
+                rule="per bit-width, the AT drop counts as larger (smaller) when it exceeds (falls short of) the "
+                     "natural drop by more than 2 standard errors of the difference; holds when larger at more "
+                     "bit-widths than smaller, does not hold when smaller at more, else mixed")
+    pairs = [(s, s + NATURAL_SUFFIX) for s in sweeps if s + NATURAL_SUFFIX in sweeps]
+    if not pairs:
+        f.evidence.append("needs sweeps of a float AT model and its '-natural' twin (qrobench sweep M and "
+                          "M-natural)")
+        return f
+    larger = smaller = 0
+    for at, nat in pairs:
+        a_base, n_base = _float_point(sweeps[at]), _float_point(sweeps[nat])
+        if a_base is None or n_base is None:
+            f.evidence.append(f"{at}/{nat}: a float point is missing")
+            continue
+        a_pts, n_pts = _by(sweeps[at], "uniform"), _by(sweeps[nat], "uniform")
+        for b in sorted(set(a_pts) & set(n_pts)):
+            ra, rn = _rel_drop(a_base, a_pts[b]), _rel_drop(n_base, n_pts[b])
+            se = math.hypot(_rel_se(a_base, a_pts[b]), _rel_se(n_base, n_pts[b]))
+            mark = "≈"
+            if ra - rn > 2 * se:
+                larger, mark = larger + 1, ">"
+            elif rn - ra > 2 * se:
+                smaller, mark = smaller + 1, "<"
+            f.evidence.append(f"{b} bit: {at} loses {100 * ra:.1f} % of its clean accuracy "
+                              f"({100 * a_base.clean_acc:.1f} → {100 * a_pts[b].clean_acc:.1f}), {nat} "
+                              f"{100 * rn:.1f} % ({100 * n_base.clean_acc:.1f} → {100 * n_pts[b].clean_acc:.1f}) "
+                              f"[{mark}, 2 SE = {200 * se:.1f} pp]; {at} keeps "
+                              f"{_kept(a_base, a_pts[b])} of its worst-case robust accuracy")
+    if larger or smaller:
+        f.verdict = "holds" if larger > smaller else "does not hold" if smaller > larger else "mixed"
+    elif f.evidence:
+        f.verdict = "mixed"
+    return f
+
+
+def _rel_drop(base: Result, q: Result) -> float:
+    return 1 - q.clean_acc / base.clean_acc if base.clean_acc else math.nan
+
+
+def _rel_se(base: Result, q: Result) -> float:
+    """Standard error of 1 − q/b by the delta method (independent binomial proportions)."""
+    b, p = base.clean_acc, q.clean_acc
+    if b <= 0:
+        return math.nan
+    vb, vp = b * (1 - b) / base.n, p * (1 - p) / q.n
+    return math.sqrt(vp / b**2 + p**2 * vb / b**4)
+
+
+def _kept(base: Result, q: Result) -> str:
+    if base.worst_case_acc <= 0:
+        return "none (it has none)"
+    return f"{100 * q.worst_case_acc / base.worst_case_acc:.0f} % ({100 * base.worst_case_acc:.1f} → " \
+           f"{100 * q.worst_case_acc:.1f})"
+
+
+def _lgmp_finding(sweeps) -> Finding:
+    claim = ("Choosing per-layer bit-widths by the layers' Lipschitz constants loses less robustness than "
+             "uniform quantization at the same average bits (qrobench-LGMP vs uniform, both post-training)")
+    f = Finding(claim, "Song, Ranjan & Li 2021 (arXiv 2110.12308); LGMP is qrobench's own construction",
+                "not tested",
+                rule="paired test (McNemar / sign-flip) of the worst-case outcomes at each average-bits budget "
+                     f"where the two methods differ, {int(100 * ALPHA)} % level; holds when LGMP is significantly "
+                     "better at more budgets than worse, does not hold when worse at more, else mixed "
+                     "(no significant difference anywhere: not established)")
+    better = worse = compared = 0
+    for source, points in sweeps.items():
+        base = _float_point(points)
+        if base is None or base.worst_case_acc <= 0:
+            continue  # a natural model has no robustness to lose
+        u, g = _by(points, "uniform"), _by(points, "lgmp")
+        for b in sorted(set(u) & set(g)):
+            if u[b].sweep["layer_bits"] == g[b].sweep["layer_bits"]:
+                continue  # the same model: nothing to compare
+            if not (u[b].per_seed and g[b].per_seed and u[b].per_seed[0].outcomes and g[b].per_seed[0].outcomes):
+                continue
+            mu, mg = u[b].worst_case_masks()[0], g[b].worst_case_masks()[0]
+            p = paired_test(mg.astype(float), mu.astype(float))
+            compared += 1
+            diff = 100 * (mg.mean() - mu.mean())
+            sig = p < ALPHA
+            better += sig and diff > 0
+            worse += sig and diff < 0
+            f.evidence.append(f"{source}, {b} bits: LGMP ({g[b].sweep['avg_bits']:.2f} bits) worst case "
+                              f"{100 * mg.mean():.1f} % vs uniform {100 * mu.mean():.1f} % ({diff:+.1f} pp, p = {p:.2g}); "
+                              f"clean {100 * g[b].clean_acc:.1f} % vs {100 * u[b].clean_acc:.1f} %")
+    if not compared:
+        f.evidence.append("needs a sweep of an adversarially trained float model with both methods "
+                          "(qrobench sweep M --method uniform,lgmp)")
+    elif better > worse:
+        f.verdict = "holds"
+    elif worse > better:
+        f.verdict = "does not hold"
+    else:
+        f.verdict = "mixed" if better else "not established"
+    return f
+
+
+def _epochs_and_images(card) -> str:
+    t = (card.training or {}) if card is not None else {}
+    cmd = t.get("command") or ""
+    ep = re.search(r"--epochs (\d+)", cmd)
+    recipe = (t.get("recipe") or {})
+    epochs = int(ep.group(1)) if ep else recipe.get("epochs")
+    return f"{epochs} epochs on {t.get('train_images', '?')} images" if epochs else "schedule unknown"
+
+
+def _schedule_key(card) -> tuple:
+    """What must match for a trade-off model and its control to be like for like."""
+    t = (card.training or {}) if card is not None else {}
+    return ((t.get("recipe") or {}).get("name"), _epochs_and_images(card), t.get("init_from") is not None)
+
+
+def _tradeoff_findings(zoo: dict[str, Result], weights: dict[str, dict], cards: dict) -> list[Finding]:
+    clean_f = Finding("The trade-off loss (8·CE(adversarial) + 1·CE(clean)) preserves clean accuracy, compared "
+                      "with the plain adversarial loss on the same quantized model", "Li, Wang & Xin 2022 "
+                      "(arXiv 2008.13305)", "not tested",
+                      rule="per pair trained on the same schedule: holds when the trade-off model's clean "
+                           "accuracy is not significantly lower (paired test on the clean outcomes, "
+                           f"{int(100 * ALPHA)} %); pairs on different schedules are listed, not counted")
+    chan_f = Finding("The trade-off loss raises channel sparsity (input channels whose weights are all zero)",
+                     "Li, Wang & Xin 2022 (arXiv 2008.13305)", "not tested",
+                     rule="per like-for-like pair: holds when the trade-off model has more zero channels than "
+                          "its control (results/weights)")
+    held_c = failed_c = held_s = failed_s = 0
+    for name in sorted(cards):
+        if not name.endswith("-tradeoff"):
+            continue
+        control = name[: -len("-tradeoff")]
+        if control not in cards:
+            continue
+        like = _schedule_key(cards[name]) == _schedule_key(cards[control])
+        sched = f"{name}: {_epochs_and_images(cards[name])}; {control}: {_epochs_and_images(cards[control])}"
+        tag = "" if like else " — NOT like for like (different schedules), not counted"
+        if name in zoo and control in zoo:
+            a, b = 100 * zoo[name].clean_acc, 100 * zoo[control].clean_acc
+            p = _clean_p(zoo[name], zoo[control])
+            ptxt = f", p = {p:.2g}" if p is not None else ""
+            clean_f.evidence.append(f"{name} clean {a:.1f} % vs {control} {b:.1f} % ({a - b:+.1f} pp{ptxt}, "
+                                    f"n = {zoo[name].n} / {zoo[control].n}); {sched}{tag}")
+            if like:
+                lower = a < b and (p is None or p < ALPHA)
+                failed_c += lower
+                held_c += not lower
+        if name in weights and control in weights:
+            za, zb = (weights[m]["totals"]["zero_channels"] for m in (name, control))
+            tot = weights[name]["totals"]["total_channels"]
+            sa, sb = (100 * weights[m]["totals"]["sparsity"] for m in (name, control))
+            chan_f.evidence.append(f"{name}: {za}/{tot} zero channels, sparsity {sa:.1f} %; {control}: {zb}/{tot}, "
+                                   f"sparsity {sb:.1f} %; {sched}{tag}")
+            if like:
+                held_s += za > zb
+                failed_s += za <= zb
+    for f, held, failed in ((clean_f, held_c, failed_c), (chan_f, held_s, failed_s)):
+        if held or failed:
+            f.verdict = "holds" if held and not failed else "does not hold" if failed and not held else "mixed"
+            if f.verdict != "holds":
+                f.evidence.append("the schedule is far shorter than the paper's 200 epochs: the verdict is for "
+                                  "this schedule, not the paper's")
+        elif not f.evidence:
+            f.evidence.append("needs a zoo pair M-tradeoff / M measured, with cards")
+        else:
+            f.evidence.append("no pair was trained on the same schedule as its control")
+    return [clean_f, chan_f]
+
+
+def _clean_p(a: Result | None, b: Result | None) -> float | None:
+    try:
+        ma, mb = np.mean(np.stack(a.masks("clean")), 0), np.mean(np.stack(b.masks("clean")), 0)
+    except Exception:
+        return None
+    if a.first_index != b.first_index or len(ma) != len(mb):
+        return None
+    return paired_test(ma, mb)
+
+
+def _sparse_finding(weights: dict[str, dict], cards: dict) -> Finding:
+    f = Finding("4-bit and ternary quantization make an adversarially trained network sparse, but the "
+                "sparsity is unstructured (no whole channels vanish)", "Li, Wang & Xin 2022 (arXiv 2008.13305)",
+                "not tested",
+                rule=f"holds when every 4-bit/ternary adversarially trained zoo model has sparsity ≥ {SPARSE_PCT:g} % "
+                     "and its channel sparsity is below 1 %")
+    ok = bad = 0
+    for name, w in sorted(weights.items()):
+        card = cards.get(name)
+        if card is None or card.precision not in ("4bit", "tnn") or name.endswith(NATURAL_SUFFIX):
+            continue
+        t = w["totals"]
+        sparse, unstructured = 100 * t["sparsity"] >= SPARSE_PCT, 100 * t["channel_sparsity"] < 1
+        near = max(layer["max_channel_zero_frac"] for layer in w["layers"])
+        f.evidence.append(f"{name}: sparsity {100 * t['sparsity']:.1f} %, channel sparsity "
+                          f"{100 * t['channel_sparsity']:.2f} % ({t['zero_channels']}/{t['total_channels']}); "
+                          f"the emptiest input channel is {100 * near:.0f} % zeros")
+        ok += sparse and unstructured
+        bad += not (sparse and unstructured)
+    if ok or bad:
+        f.verdict = "holds" if not bad else "does not hold" if not ok else "mixed"
+    else:
+        f.evidence.append("needs results/weights for the 4-bit and ternary zoo models (qrobench weights)")
+    return f
+
+
+def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
+    """``zoo``: the leaderboard's result per model (model -> Result) at its ε."""
+    sweeps = read_sweeps(root)
+    weights = read_weights(root / WEIGHTS_DIR)
+    findings = [_sparse_finding(weights, cards), *_tradeoff_findings(zoo, weights, cards),
+                _sensitivity_finding(sweeps), _lgmp_finding(sweeps)]
+    return Studies(sweeps, weights, sweep_table(sweeps), findings)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+def _fmt(v, digits=1) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def markdown_sections(st: Studies) -> list[str]:
+    out = ["## Findings", "",
+           "Each claim of the seed papers, the results that test it and the verdict, generated by "
+           "`qrobench leaderboard` from the result files (nothing here is typed).", ""]
+    for i, f in enumerate(st.findings, start=1):
+        out += [f"**{i}. {f.claim}** ({f.source}) — verdict: **{f.verdict}**", ""]
+        out += [f"- {e}" for e in f.evidence]
+        out += [f"- rule: {f.rule}", ""]
+    if len(st.table):
+        out += ["## Quantization sweeps", "",
+                "Post-training quantization of float zoo models (`qrobench sweep`), each point evaluated "
+                "with one battery on the first n test points; drops are against the float point of the same "
+                "sweep. LGMP's average bits may fall just under the budget.", ""]
+        cols = [("source", "model"), ("method", "method"), ("bits", "budget"), ("avg_bits", "avg bits"),
+                ("clean_pct", "clean %"), ("worst_case_pct", "worst case %"), ("clean_rel_drop_pct", "clean lost %"),
+                ("worst_drop_pp", "worst drop pp"), ("sparsity_pct", "sparsity %"), ("n", "n"), ("attacks", "attacks")]
+        rows = []
+        for _, r in st.table.iterrows():
+            rows.append([r["source"], r["method"], str(int(r["bits"])), _fmt(r["avg_bits"], 2), _fmt(r["clean_pct"]),
+                         f"{_fmt(r['worst_case_pct'])} [{_fmt(r['worst_lo'])}, {_fmt(r['worst_hi'])}]",
+                         _fmt(r.get("clean_rel_drop_pct")), _fmt(r.get("worst_drop_pp")), _fmt(r["sparsity_pct"]),
+                         str(int(r["n"])), r["attacks"] + (" (cascade)" if r["cascade"] else "")])
+        from tabulate import tabulate
+
+        out += [tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True), ""]
+    layer_rows = per_layer_rows(st)
+    if layer_rows:
+        from tabulate import tabulate
+
+        out += ["## Where the zeros sit (per layer)", "",
+                "Per quantized conv of the trade-off models and their controls (`qrobench weights`): sparsity, "
+                "zero input channels, and how empty the emptiest input channel is.", ""]
+        out += [tabulate(layer_rows[1], headers=layer_rows[0], tablefmt="github", disable_numparse=True), ""]
+    return out
+
+
+def html_sections(st: Studies) -> str:
+    import html
+
+    parts = ["<h2>Findings</h2>", '<p class="note">Generated from the result files; each verdict names its '
+             "evidence and rule.</p>"]
+    for i, f in enumerate(st.findings, start=1):
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in f.evidence)
+        parts += [f"<p><b>{i}. {html.escape(f.claim)}</b> ({html.escape(f.source)}) — verdict: "
+                  f"<b>{html.escape(f.verdict)}</b></p>", f"<ul>{items}<li>rule: {html.escape(f.rule)}</li></ul>"]
+    if len(st.table):
+        cols = ["source", "method", "bits", "avg_bits", "clean_pct", "worst_case_pct", "worst_lo", "worst_hi",
+                "clean_rel_drop_pct", "worst_drop_pp", "sparsity_pct", "n", "attacks"]
+        t = st.table[[c for c in cols if c in st.table]]
+        parts += ["<h2>Quantization sweeps</h2>", '<div class="wrap">',
+                  t.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
+    layer_rows = per_layer_rows(st)
+    if layer_rows:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in layer_rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in layer_rows[1])
+        parts += ["<h2>Where the zeros sit (per layer)</h2>", '<div class="wrap"><table><thead><tr>', head,
+                  "</tr></thead><tbody>", body, "</tbody></table></div>"]
+    return "\n".join(parts)
+
+
+def pair_models(st: Studies) -> list[str]:
+    names = sorted(m for m in st.weights if m.endswith("-tradeoff"))
+    out = []
+    for n in names:
+        out += [n, n[: -len("-tradeoff")]]
+    return [m for m in out if m in st.weights]
+
+
+def per_layer_rows(st: Studies) -> tuple[list[str], list[list[str]]] | None:
+    models = pair_models(st)
+    if not models:
+        return None
+    first = st.weights[models[0]]["layers"]
+    headers = ["layer", "C_in"] + [f"{m} sparsity % / zero ch / emptiest ch %" for m in models]
+    rows = []
+    for i, layer in enumerate(first):
+        row = [layer["layer"], str(layer["channels"])]
+        for m in models:
+            ls = st.weights[m]["layers"]
+            if i >= len(ls):
+                row.append("—")
+                continue
+            x = ls[i]
+            row.append(f"{100 * x['sparsity']:.1f} / {x['zero_channels']} / {100 * x['max_channel_zero_frac']:.0f}")
+        rows.append(row)
+    return headers, rows
+
+
+def json_doc(st: Studies) -> dict:
+    return {"findings": [f.as_dict() for f in st.findings],
+            "sweeps": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+                       for rec in st.table.to_dict(orient="records")]}

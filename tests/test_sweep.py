@@ -1,0 +1,100 @@
+"""qrobench sweep, qrobench weights and the Findings the leaderboard generates from them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qrobench.cli import main
+from qrobench.engine.results import Result, SeedResult, read_result, write_result
+from qrobench.reports.build import write_leaderboard
+from qrobench.reports.studies import _lgmp_finding, _sensitivity_finding
+
+
+def test_sweep_writes_one_result_per_point_and_keeps_finished_ones(tiny_zoo, data_dir, tmp_path, capsys):
+    out = tmp_path / "sweeps" / "res8-fp"
+    argv = ["sweep", "res8-fp", "--bits", "2,4", "--method", "uniform,lgmp", "--attacks", "fgsm", "--n", "24",
+            "--zoo-dir", str(tiny_zoo), "--data-dir", str(data_dir), "--output-dir", str(out), "--quiet"]
+    assert main(argv) == 0
+    files = sorted(p.name for p in out.glob("*.json"))
+    assert files == ["res8-fp__float.json", "res8-fp__lgmp-2bit.json", "res8-fp__lgmp-4bit.json",
+                     "res8-fp__uniform-2bit.json", "res8-fp__uniform-4bit.json"]
+    assert not list(out.glob("*.journal"))
+    u2, fl = read_result(out / "res8-fp__uniform-2bit.json"), read_result(out / "res8-fp__float.json")
+    assert u2.sweep["method"] == "uniform" and u2.sweep["source"] == "res8-fp" and u2.bits == 2
+    assert u2.model == "res8-fp:uniform-2bit" and u2.precision == "2bit" and "sweep res8-fp" in u2.command
+    assert fl.sweep["method"] == "float" and fl.bits == 32 and u2.sparsity > 0.3  # 2-bit zeroes small weights
+    lg = read_result(out / "res8-fp__lgmp-4bit.json")
+    assert lg.precision == "mixed" and lg.sweep["avg_bits"] <= 4
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    assert main(argv) == 0  # nothing to do: every point is kept
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.json")} == before
+    assert "kept" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [(["--bits", "2,9"], "supports 1..8"),
+                                          (["--method", "kmeans"], "choose from uniform, lgmp"),
+                                          (["--bits", "2,x"], "whole numbers")])
+def test_bad_sweeps_are_refused(tiny_zoo, tmp_path, capsys, args, message):
+    assert main(["sweep", "res8-fp", "--zoo-dir", str(tiny_zoo), "--output-dir", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_quantized_model_cannot_be_swept(tiny_zoo, tmp_path, capsys):
+    assert main(["sweep", "en8-tnn", "--zoo-dir", str(tiny_zoo), "--output-dir", str(tmp_path)]) == 2
+    assert "a sweep quantizes a float model" in capsys.readouterr().err
+
+
+def _point(source, method, bits, clean, robust, n=400, layer_bits=None):
+    rng = np.random.default_rng(bits * 7 + len(method))
+    c = np.zeros(n, bool)
+    c[rng.permutation(n)[: int(clean * n)]] = True
+    r = c.copy()
+    r[np.flatnonzero(c)[int(robust * n):]] = False
+    res = Result(model=f"{source}:{method}-{bits}bit", n=n, attacks={"pgd20": {}},
+                 per_seed=[SeedResult.from_masks(0, c, {"pgd20": r})],
+                 sweep={"source": source, "method": method, "bits_budget": bits, "avg_bits": float(bits),
+                        "layer_bits": layer_bits or {"l": bits if method == "uniform" else -bits}})
+    return res.summarize()
+
+
+def _sweep(source, clean_by_bits, robust_by_bits, method="uniform"):
+    pts = [_point(source, "float", 32, clean_by_bits[32], robust_by_bits[32])]
+    pts += [_point(source, method, b, clean_by_bits[b], robust_by_bits[b]) for b in (2, 4)]
+    return pts
+
+
+def test_sensitivity_verdict_follows_the_measured_drops():
+    at = _sweep("m", {32: 0.7, 2: 0.3, 4: 0.6}, {32: 0.4, 2: 0.1, 4: 0.3})
+    nat = _sweep("m-natural", {32: 0.9, 2: 0.85, 4: 0.9}, {32: 0, 2: 0, 4: 0})
+    f = _sensitivity_finding({"m": at, "m-natural": nat})
+    assert f.verdict == "holds" and any(e.startswith("2 bit") for e in f.evidence)
+    f = _sensitivity_finding({"m": nat, "m-natural": at})  # the other way round
+    assert f.verdict == "does not hold"
+    assert _sensitivity_finding({"m": at}).verdict == "not tested"
+
+
+def test_lgmp_verdict_follows_the_paired_test():
+    uni = _sweep("m", {32: 0.7, 2: 0.3, 4: 0.6}, {32: 0.4, 2: 0.1, 4: 0.3})
+    lg = [p for p in _sweep("m", {32: 0.7, 2: 0.6, 4: 0.65}, {32: 0.4, 2: 0.6, 4: 0.6}, "lgmp") if
+          p.sweep["method"] == "lgmp"]
+    assert _lgmp_finding({"m": uni + lg}).verdict == "holds"
+    worse = [p for p in _sweep("m", {32: 0.7, 2: 0.1, 4: 0.2}, {32: 0.4, 2: 0.1, 4: 0.1}, "lgmp")
+             if p.sweep["method"] == "lgmp"]
+    assert _lgmp_finding({"m": uni + worse}).verdict == "does not hold"
+
+
+def test_leaderboard_writes_findings_sweeps_and_per_layer_weights(tiny_zoo, tmp_path, capsys):
+    results = tmp_path / "results"
+    for p in _sweep("m", {32: 0.7, 2: 0.3, 4: 0.6}, {32: 0.4, 2: 0.1, 4: 0.3}):
+        write_result(p, results / "sweeps" / "m" / f"{p.model.replace(':', '__')}.json")
+    assert main(["weights", "res8-fp", "--zoo-dir", str(tiny_zoo), "--output-dir", str(results / "weights")]) == 0
+    w = json.loads((results / "weights" / "res8-fp.json").read_text())
+    assert len(w["layers"]) == 7 and w["totals"]["zero_channels"] == 0 and w["command"] == "qrobench weights res8-fp"
+    write_leaderboard(results, zoo_dir=tiny_zoo)
+    md = (results / "leaderboard.md").read_text()
+    assert "## Findings" in md and "## Quantization sweeps" in md and "![sweep_m](plots/sweep_m.png)" in md
+    doc = json.loads((results / "leaderboard.json").read_text())
+    assert {f["verdict"] for f in doc["findings"]} <= {"holds", "does not hold", "mixed", "not tested",
+                                                       "not established"}
+    assert len(doc["sweeps"]) == 3 and "Findings" in (results / "leaderboard.html").read_text()
