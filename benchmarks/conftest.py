@@ -22,6 +22,8 @@ def points():
 # (numerator, denominator, what the ratio says): names as pytest-benchmark lists them
 RATIOS = [
     ("test_torchattacks_pgd", "test_qrobench_pgd20[channels_last]", "pgd20: qrobench faster than torchattacks PGD"),
+    ("test_qrobench_pgd20[channels_last]", "test_qrobench_pgd20_compiled",
+     "pgd20: torch.compile vs eager (above 1: compiling helps; compile time excluded)"),
     ("test_gradient_pass_bound", "test_qrobench_pgd20[channels_last]",
      "pgd20: qrobench vs the 21-pass gradient bound (above 1: early stopping beats the bound)"),
     ("test_torchattacks_battery", "test_qrobench_battery[full]",
@@ -29,6 +31,7 @@ RATIOS = [
     ("test_torchattacks_battery", "test_qrobench_battery[cascade]",
      "pgd20+cw --cascade: qrobench faster than torchattacks"),
     ("test_pyautoattack_direct", "test_qrobench_autoattack", "aa: qrobench faster than pyautoattack direct"),
+    ("test_run_workers[1]", "test_run_workers[2]", "--workers 2 (gloo ranks) faster than one process"),
 ]
 
 
@@ -47,6 +50,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             acc = (f"   robust accuracy {accs[0]:.2f} % vs {accs[1]:.2f} %"
                    if None not in accs else "")
             lines.append(f"{ratio:6.2f}x  {what}  ({b.stats.mean:.2f} s vs {a.stats.mean:.2f} s){acc}")
+    comp = by_name.get("test_qrobench_pgd20_compiled")
+    if comp is not None and "compile_s" in comp.extra_info:
+        lines.append(f"torch.compile: {comp.extra_info['compile_s']:.1f} s to compile and run once (eager run included), "
+                     f"{100 * comp.extra_info['agreement_with_eager']:.1f} % of points predicted as after eager pgd20")
     if lines:
         import platform
 

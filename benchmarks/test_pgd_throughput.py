@@ -26,6 +26,35 @@ def test_qrobench_pgd20(benchmark, model, points, fmt):
     assert (x_adv - points.x).abs().max() <= 8 / 255 + 1e-6
 
 
+def test_qrobench_pgd20_compiled(benchmark, model, points):
+    """The torch.compile trial (issue #18): pgd20 on ``torch.compile(model)`` (inductor, dynamic
+    shapes, since the active batch shrinks). Compilation happens in an untimed warm-up round and
+    is reported as ``compile_s``; the result must match eager pgd20 to float tolerance."""
+    import time
+
+    benchmark.group = GROUP
+    m = model.to(memory_format=torch.channels_last)
+    x = points.x.contiguous(memory_format=torch.channels_last)
+    try:
+        cm = torch.compile(m, dynamic=True)
+        t0 = time.perf_counter()
+        eager = create_attack("pgd20", m).perturb(x, points.y, torch.Generator().manual_seed(0))
+        x_c = create_attack("pgd20", cm).perturb(x, points.y, torch.Generator().manual_seed(0))
+        benchmark.extra_info["compile_s"] = time.perf_counter() - t0
+    except Exception as e:  # no compiler toolchain: say so rather than fail the speed suite
+        model.to(memory_format=torch.contiguous_format)
+        pytest.skip(f"torch.compile unavailable here: {type(e).__name__}: {e}")
+    atk = create_attack("pgd20", cm)
+    x_adv = benchmark.pedantic(atk.perturb, args=(x, points.y, torch.Generator().manual_seed(0)),
+                               rounds=3, iterations=1)
+    with torch.no_grad():
+        agree = (m(x_c).argmax(1) == m(eager).argmax(1)).float().mean().item()
+    model.to(memory_format=torch.contiguous_format)
+    benchmark.extra_info["agreement_with_eager"] = agree
+    assert (x_adv - points.x).abs().max() <= 8 / 255 + 1e-6
+    assert agree >= 0.97  # float reassociation may flip a point or two at the decision boundary
+
+
 def test_torchattacks_pgd(benchmark, model, points):
     benchmark.group = GROUP
     torchattacks = pytest.importorskip("torchattacks")

@@ -98,3 +98,77 @@ def test_leaderboard_writes_findings_sweeps_and_per_layer_weights(tiny_zoo, tmp_
     assert {f["verdict"] for f in doc["findings"]} <= {"holds", "does not hold", "mixed", "not tested",
                                                        "not established"}
     assert len(doc["sweeps"]) == 3 and "Findings" in (results / "leaderboard.html").read_text()
+
+
+def test_collapsed_points_are_marked_and_not_counted_as_sensitivity():
+    from qrobench.reports.studies import at_chance, sweep_table
+
+    assert at_chance(_point("m", "uniform", 2, 0.1, 0.1, n=500))
+    assert not at_chance(_point("m", "uniform", 2, 0.15, 0.0, n=500))
+    # both collapse at 2 bits; at 4 bits the AT model loses far more
+    at = _sweep("m", {32: 0.7, 2: 0.1, 4: 0.3}, {32: 0.4, 2: 0.1, 4: 0.1})
+    nat = _sweep("m-natural", {32: 0.9, 2: 0.1, 4: 0.88}, {32: 0, 2: 0, 4: 0})
+    f = _sensitivity_finding({"m": at, "m-natural": nat})
+    assert f.verdict == "holds"
+    assert any(e.startswith("2 bit") and "uninformative" in e for e in f.evidence)
+    table = sweep_table({"m": at})
+    assert table.set_index("bits")["at_chance"].to_dict() == {32: False, 2: True, 4: False}
+
+
+def _zoo_result(name, clean, robust, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    c = np.zeros(n, bool)
+    c[rng.permutation(n)[: int(clean * n)]] = True
+    r = c.copy()
+    r[np.flatnonzero(c)[int(robust * n):]] = False
+    return Result(model=name, n=n, attacks={"pgd20": {}, "cw": {}},
+                  per_seed=[SeedResult.from_masks(0, c, {"pgd20": r, "cw": r})]).summarize()
+
+
+def _card(name, epochs=4, plan=None):
+    from types import SimpleNamespace
+
+    t = {"command": f"qrobench train {name} --recipe budget-nfgsm-ft --epochs {epochs} --init-from m-fp",
+         "recipe": {"name": "budget-nfgsm-ft", "epochs": epochs}, "train_images": 49000, "init_from": "m-fp"}
+    if plan:
+        t["plan"] = plan
+    return SimpleNamespace(name=name, training=t, precision="mixed" if plan else "4bit")
+
+
+def test_fine_tuned_lgmp_verdict_needs_a_like_for_like_uniform_twin():
+    from qrobench.reports.studies import _lgmp_finetuned_finding
+
+    plan = {"avg_bits_budget": 4.0, "avg_bits": 3.99}
+    cards = {"m-mixed-ft": _card("m-mixed-ft", plan=plan), "m-4bit": _card("m-4bit")}
+    good, poor = _zoo_result("x", 0.7, 0.5, seed=1), _zoo_result("y", 0.7, 0.3, seed=1)
+    f = _lgmp_finetuned_finding({"m-mixed-ft": good, "m-4bit": poor}, cards)
+    assert f.verdict == "holds" and "+20.0 pp" in f.evidence[0]
+    assert _lgmp_finetuned_finding({"m-mixed-ft": poor, "m-4bit": good}, cards).verdict == "does not hold"
+    same = _lgmp_finetuned_finding({"m-mixed-ft": good, "m-4bit": good}, cards)
+    assert same.verdict == "not established"
+    cards["m-4bit"] = _card("m-4bit", epochs=6)  # a different schedule is listed, not counted
+    f = _lgmp_finetuned_finding({"m-mixed-ft": good, "m-4bit": poor}, cards)
+    assert f.verdict == "not tested" and "NOT like for like" in f.evidence[0]
+    assert _lgmp_finetuned_finding({}, {}).verdict == "not tested"
+
+
+def test_fullset_table_compares_all_points_with_the_first_thousand(tmp_path):
+    from qrobench.reports.studies import fullset_table
+
+    n = 3000
+    clean = np.ones(n, bool)
+    robust = np.zeros(n, bool)
+    robust[:600] = True  # block 1: 60 % robust
+    robust[1000:1300] = True  # block 2: 30 %
+    robust[2000:2450] = True  # block 3: 45 %
+    full = Result(model="m", n=n, attacks={"pgd20": {}},
+                  per_seed=[SeedResult.from_masks(0, clean, {"pgd20": robust})]).summarize()
+    write_result(full, tmp_path / "fullset" / "m__n3000.json")
+    zoo = _zoo_result("m", 0.9, 0.5, n=1000)
+    t = fullset_table(tmp_path, {"m": zoo})
+    row = t.iloc[0]
+    assert row["n"] == 3000 and row["worst_pct"] == pytest.approx(45.0)
+    assert row["worst_first_pct"] == pytest.approx(60.0)
+    assert (row["block_min_pct"], row["block_max_pct"]) == pytest.approx((30.0, 60.0))
+    assert row["zoo_worst_pct"] == pytest.approx(50.0) and row["worst_lo"] < 45.0 < row["worst_hi"]
+    assert fullset_table(tmp_path, {}).iloc[0]["zoo_worst_pct"] != row["zoo_worst_pct"]  # NaN without a zoo row

@@ -17,12 +17,22 @@ import numpy as np
 import pandas as pd
 
 from ..engine.results import Result, read_result
+from ..protocol import precision_for_bits
 from ..weights import read_weights
 from .stats import ALPHA, paired_test, wilson
 
-SWEEPS_DIR, WEIGHTS_DIR = "sweeps", "weights"
+SWEEPS_DIR, WEIGHTS_DIR, FULLSET_DIR = "sweeps", "weights", "fullset"
+BLOCK = 1000  # the zoo's n: the full test set is compared block by block of this size
 NATURAL_SUFFIX = "-natural"
 SPARSE_PCT = 20.0  # a quantized model whose convs are at least this sparse counts as "sparse"
+CHANCE = 0.1  # CIFAR-10: ten classes
+
+
+def at_chance(r: Result) -> bool:
+    """Clean accuracy indistinguishable from guessing (its Wilson interval holds 1/10): a collapsed
+    model, whose "robust accuracy" only counts the points its constant answer happens to fit."""
+    lo, hi = wilson(r.clean_acc, r.n)
+    return bool(lo <= CHANCE <= hi)
 
 
 @dataclass
@@ -43,6 +53,7 @@ class Studies:
     weights: dict[str, dict]  # model -> results/weights file
     table: pd.DataFrame  # one row per sweep point
     findings: list[Finding]
+    fullset: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per full-test-set run
 
 
 # -- sweeps ----------------------------------------------------------------------------------
@@ -72,7 +83,7 @@ def sweep_table(sweeps: dict[str, list[Result]]) -> pd.DataFrame:
             lo, hi = wilson(r.worst_case_acc, r.n)
             row = {"source": source, "method": r.sweep["method"], "bits": r.sweep["bits_budget"],
                    "avg_bits": r.sweep["avg_bits"], "n": r.n, "attacks": ",".join(r.attacks),
-                   "cascade": bool(r.cascade), "clean_pct": 100 * r.clean_acc,
+                   "cascade": bool(r.cascade), "clean_pct": 100 * r.clean_acc, "at_chance": at_chance(r),
                    "worst_case_pct": 100 * r.worst_case_acc, "worst_lo": 100 * lo, "worst_hi": 100 * hi,
                    "sparsity_pct": 100 * (r.sparsity or 0.0)}
             if base is not None and base.n == r.n:
@@ -89,6 +100,37 @@ def _by(points: list[Result], method: str) -> dict[int, Result]:
     return {r.sweep["bits_budget"]: r for r in points if r.sweep["method"] == method}
 
 
+# -- the full test set ----------------------------------------------------------------------
+
+def fullset_table(root: Path, zoo: dict[str, Result]) -> pd.DataFrame:
+    """How far the zoo's first 1,000 points are from the whole test set: per merged run under
+    ``results/fullset``, the worst case over its attacks on all points, on its own first 1,000,
+    per block of 1,000, and the zoo's n = 1,000 result over the same attacks."""
+    rows = []
+    folder = root / FULLSET_DIR
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        r = read_result(path)
+        if r.shard is not None or not r.has_outcomes or r.first_index != 0 or r.n < 2 * BLOCK:
+            continue
+        worst = r.point_scores()
+        clean = np.mean(np.stack(r.masks("clean")), 0)
+        blocks = [100 * worst[i:i + BLOCK].mean() for i in range(0, r.n - BLOCK + 1, BLOCK)]
+        lo, hi = wilson(float(worst.mean()), r.n)
+        row = {"model": r.model, "attacks": ",".join(r.attacks), "n": r.n, "device": r.device,
+               "clean_pct": 100 * clean.mean(), "clean_first_pct": 100 * clean[:BLOCK].mean(),
+               "worst_pct": 100 * worst.mean(), "worst_lo": 100 * lo, "worst_hi": 100 * hi,
+               "worst_first_pct": blocks[0], "block_min_pct": min(blocks), "block_max_pct": max(blocks),
+               "zoo_worst_pct": math.nan, "file": str(path.relative_to(root))}
+        for a in r.attacks:
+            row[f"{a}_pct"] = 100 * float(np.mean(np.stack(r.masks(a)), 0).mean())
+        z = zoo.get(r.model)
+        if z is not None and z.has_outcomes and z.first_index == 0 and all(a in z.attacks for a in r.attacks):
+            row["zoo_worst_pct"] = 100 * float(z.point_scores(list(r.attacks)).mean())
+            row["zoo_n"] = z.n
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # -- findings --------------------------------------------------------------------------------
 
 def _sensitivity_finding(sweeps) -> Finding:
@@ -97,8 +139,10 @@ def _sensitivity_finding(sweeps) -> Finding:
              "post-training quantization at each bit-width)")
     f = Finding(claim, "Song, Ranjan & Li 2021 (arXiv 2110.12308)", "not tested",
                 rule="per bit-width, the AT drop counts as larger (smaller) when it exceeds (falls short of) the "
-                     "natural drop by more than 2 standard errors of the difference; holds when larger at more "
-                     "bit-widths than smaller, does not hold when smaller at more, else mixed")
+                     "natural drop by more than 2 standard errors of the difference; bit-widths where both models "
+                     "are at chance are skipped (the normalised drop would then only reflect the float accuracy); "
+                     "holds when larger at more bit-widths than smaller, does not hold when smaller at more, else "
+                     "mixed")
     pairs = [(s, s + NATURAL_SUFFIX) for s in sweeps if s + NATURAL_SUFFIX in sweeps]
     if not pairs:
         f.evidence.append("needs sweeps of a float AT model and its '-natural' twin (qrobench sweep M and "
@@ -112,6 +156,11 @@ def _sensitivity_finding(sweeps) -> Finding:
             continue
         a_pts, n_pts = _by(sweeps[at], "uniform"), _by(sweeps[nat], "uniform")
         for b in sorted(set(a_pts) & set(n_pts)):
+            if at_chance(a_pts[b]) and at_chance(n_pts[b]):
+                f.evidence.append(f"{b} bit: both {at} and {nat} collapse to chance (clean "
+                                  f"{100 * a_pts[b].clean_acc:.1f} / {100 * n_pts[b].clean_acc:.1f} %): "
+                                  "uninformative, not counted")
+                continue
             ra, rn = _rel_drop(a_base, a_pts[b]), _rel_drop(n_base, n_pts[b])
             se = math.hypot(_rel_se(a_base, a_pts[b]), _rel_se(n_base, n_pts[b]))
             mark = "≈"
@@ -184,12 +233,76 @@ def _lgmp_finding(sweeps) -> Finding:
     if not compared:
         f.evidence.append("needs a sweep of an adversarially trained float model with both methods "
                           "(qrobench sweep M --method uniform,lgmp)")
-    elif better > worse:
-        f.verdict = "holds"
-    elif worse > better:
-        f.verdict = "does not hold"
     else:
-        f.verdict = "mixed" if better else "not established"
+        f.verdict = _paired_verdict(better, worse)
+    return f
+
+
+def _paired_verdict(better: int, worse: int) -> str:
+    """The verdict from counts of significant wins and losses of the claimed-better method."""
+    if better != worse:
+        return "holds" if better > worse else "does not hold"
+    return "mixed" if better else "not established"
+
+
+def _lgmp_finetuned_finding(zoo: dict[str, Result], cards: dict) -> Finding:
+    claim = ("Choosing per-layer bit-widths by the layers' Lipschitz constants loses less robustness than "
+             "uniform quantization at the same average bits, both fine-tuned with the same recipe "
+             "(<arch>-mixed-ft vs <arch>-<b>bit)")
+    f = Finding(claim, "Song, Ranjan & Li 2021 (arXiv 2110.12308); LGMP is qrobench's own construction",
+                "not tested",
+                rule="per like-for-like pair (same recipe, epochs, images and float initialisation), paired test "
+                     "(McNemar) of the worst case over the attacks both results share, "
+                     f"{int(100 * ALPHA)} % level; holds when LGMP is significantly better in more pairs than worse, "
+                     "does not hold when worse in more, else mixed (no significant difference anywhere: not "
+                     "established)")
+    better = worse = compared = 0
+    for name in sorted(cards):
+        if not name.endswith("-mixed-ft"):
+            continue
+        plan = ((cards[name].training or {}).get("plan") or {})
+        budget = plan.get("avg_bits_budget")
+        if budget is None or float(budget) != int(budget):
+            f.evidence.append(f"{name}: its card has no whole-number bit budget to pair with a uniform model")
+            continue
+        uniform = f"{name[: -len('-mixed-ft')]}-{precision_for_bits(int(budget))}"
+        if uniform not in cards:
+            f.evidence.append(f"{name}: no uniform {int(budget)}-bit twin {uniform} in the zoo")
+            continue
+        like = _schedule_key(cards[name]) == _schedule_key(cards[uniform]) and \
+            (cards[name].training or {}).get("init_from") == (cards[uniform].training or {}).get("init_from")
+        sched = f"{name}: {_epochs_and_images(cards[name])}; {uniform}: {_epochs_and_images(cards[uniform])}"
+        if name not in zoo or uniform not in zoo:
+            f.evidence.append(f"{name} / {uniform}: a zoo result is missing ({sched})")
+            continue
+        a, b = zoo[name], zoo[uniform]
+        common = [x for x in a.attacks if x in b.attacks]
+        if not (common and a.has_outcomes and b.has_outcomes and a.n == b.n and a.first_index == b.first_index):
+            f.evidence.append(f"{name} / {uniform}: no per-point outcomes on the same points and attacks")
+            continue
+        sa, sb = a.point_scores(common), b.point_scores(common)
+        p = paired_test(sa, sb)
+        diff = 100 * (sa.mean() - sb.mean())
+        tag = "" if like else " — NOT like for like (different schedules), not counted"
+        f.evidence.append(f"{name} ({plan.get('avg_bits', float('nan')):.2f} bits) worst case over "
+                          f"{','.join(common)}: {100 * sa.mean():.1f} % vs {uniform} {100 * sb.mean():.1f} % "
+                          f"({diff:+.1f} pp, p = {p:.2g}, n = {a.n}); clean {100 * a.clean_acc:.1f} % vs "
+                          f"{100 * b.clean_acc:.1f} %; {sched}{tag}")
+        post = name[: -len("-ft")]
+        if post in zoo and zoo[post].has_outcomes and zoo[post].n == a.n and all(x in zoo[post].attacks for x in common):
+            sp = zoo[post].point_scores(common)
+            f.evidence.append(f"the same plan post-training ({post}): worst case {100 * sp.mean():.1f} %, clean "
+                              f"{100 * zoo[post].clean_acc:.1f} % — fine-tuning adds "
+                              f"{100 * (sa.mean() - sp.mean()):+.1f} pp (p = {paired_test(sa, sp):.2g})")
+        if like:
+            compared += 1
+            better += p < ALPHA and diff > 0
+            worse += p < ALPHA and diff < 0
+    if compared:
+        f.verdict = _paired_verdict(better, worse)
+    elif not f.evidence:
+        f.evidence.append("needs a fine-tuned plan and its uniform twin on the same recipe (qrobench train "
+                          "res20-mixed-ft --avg-bits 4 --init-from res20-fp, as res20-4bit was trained)")
     return f
 
 
@@ -302,8 +415,8 @@ def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
     sweeps = read_sweeps(root)
     weights = read_weights(root / WEIGHTS_DIR)
     findings = [_sparse_finding(weights, cards), *_tradeoff_findings(zoo, weights, cards),
-                _sensitivity_finding(sweeps), _lgmp_finding(sweeps)]
-    return Studies(sweeps, weights, sweep_table(sweeps), findings)
+                _sensitivity_finding(sweeps), _lgmp_finding(sweeps), _lgmp_finetuned_finding(zoo, cards)]
+    return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo))
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -324,19 +437,38 @@ def markdown_sections(st: Studies) -> list[str]:
         out += ["## Quantization sweeps", "",
                 "Post-training quantization of float zoo models (`qrobench sweep`), each point evaluated "
                 "with one battery on the first n test points; drops are against the float point of the same "
-                "sweep. LGMP's average bits may fall just under the budget.", ""]
+                "sweep. LGMP's average bits may fall just under the budget. \"(chance)\": clean accuracy "
+                "indistinguishable from 10 % guessing: the model has collapsed and its worst case only counts "
+                "points its near-constant answer happens to fit.", ""]
         cols = [("source", "model"), ("method", "method"), ("bits", "budget"), ("avg_bits", "avg bits"),
                 ("clean_pct", "clean %"), ("worst_case_pct", "worst case %"), ("clean_rel_drop_pct", "clean lost %"),
                 ("worst_drop_pp", "worst drop pp"), ("sparsity_pct", "sparsity %"), ("n", "n"), ("attacks", "attacks")]
         rows = []
         for _, r in st.table.iterrows():
-            rows.append([r["source"], r["method"], str(int(r["bits"])), _fmt(r["avg_bits"], 2), _fmt(r["clean_pct"]),
+            clean = _fmt(r["clean_pct"]) + (" (chance)" if r["at_chance"] else "")
+            rows.append([r["source"], r["method"], str(int(r["bits"])), _fmt(r["avg_bits"], 2), clean,
                          f"{_fmt(r['worst_case_pct'])} [{_fmt(r['worst_lo'])}, {_fmt(r['worst_hi'])}]",
                          _fmt(r.get("clean_rel_drop_pct")), _fmt(r.get("worst_drop_pp")), _fmt(r["sparsity_pct"]),
                          str(int(r["n"])), r["attacks"] + (" (cascade)" if r["cascade"] else "")])
         from tabulate import tabulate
 
         out += [tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True), ""]
+    if len(st.fullset):
+        from tabulate import tabulate
+
+        out += ["## The full test set", "",
+                "Runs on all 10,000 test points (`results/fullset`, shards merged) beside the first 1,000 the "
+                "zoo uses: the worst case over the run's attacks on all points (95 % Wilson interval), on the "
+                "same run's first 1,000, the spread over its ten blocks of 1,000, and the zoo's n = 1,000 "
+                "result over the same attacks (a separate run, possibly on another device).", ""]
+        rows = [[r["model"], r["attacks"], str(int(r["n"])), f"{_fmt(r['clean_pct'])} / {_fmt(r['clean_first_pct'])}",
+                 f"{_fmt(r['worst_pct'])} [{_fmt(r['worst_lo'])}, {_fmt(r['worst_hi'])}]", _fmt(r["worst_first_pct"]),
+                 f"{_fmt(r['block_min_pct'])}–{_fmt(r['block_max_pct'])}", _fmt(r["zoo_worst_pct"]),
+                 _fmt(r["worst_first_pct"] - r["worst_pct"]), r["device"]] for _, r in st.fullset.iterrows()]
+        out += [tabulate(rows, headers=["model", "attacks", "n", "clean % all / first 1,000", "worst case % (all)",
+                                        "first 1,000", "blocks of 1,000", "zoo (n = 1,000)",
+                                        "first 1,000 − all (pp)", "device"],
+                         tablefmt="github", disable_numparse=True), ""]
     layer_rows = per_layer_rows(st)
     if layer_rows:
         from tabulate import tabulate
@@ -358,11 +490,15 @@ def html_sections(st: Studies) -> str:
         parts += [f"<p><b>{i}. {html.escape(f.claim)}</b> ({html.escape(f.source)}) — verdict: "
                   f"<b>{html.escape(f.verdict)}</b></p>", f"<ul>{items}<li>rule: {html.escape(f.rule)}</li></ul>"]
     if len(st.table):
-        cols = ["source", "method", "bits", "avg_bits", "clean_pct", "worst_case_pct", "worst_lo", "worst_hi",
+        cols = ["source", "method", "bits", "avg_bits", "clean_pct", "at_chance", "worst_case_pct", "worst_lo", "worst_hi",
                 "clean_rel_drop_pct", "worst_drop_pp", "sparsity_pct", "n", "attacks"]
         t = st.table[[c for c in cols if c in st.table]]
         parts += ["<h2>Quantization sweeps</h2>", '<div class="wrap">',
                   t.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
+    if len(st.fullset):
+        parts += ["<h2>The full test set</h2>", '<div class="wrap">',
+                  st.fullset.drop(columns=["file"]).to_html(index=False, float_format=lambda v: f"{v:.2f}",
+                                                            na_rep="—", border=0), "</div>"]
     layer_rows = per_layer_rows(st)
     if layer_rows:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in layer_rows[0])
@@ -403,4 +539,6 @@ def per_layer_rows(st: Studies) -> tuple[list[str], list[list[str]]] | None:
 def json_doc(st: Studies) -> dict:
     return {"findings": [f.as_dict() for f in st.findings],
             "sweeps": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
-                       for rec in st.table.to_dict(orient="records")]}
+                       for rec in st.table.to_dict(orient="records")],
+            "fullset": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+                        for rec in st.fullset.to_dict(orient="records")]}

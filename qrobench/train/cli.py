@@ -18,6 +18,9 @@ def add_train_parser(sub) -> None:
     t.add_argument("--init-from", default=None, help="zoo model whose weights start the run (fine-tuning)")
     t.add_argument("--tradeoff", default=None,
                    help="trade-off loss weights 'w_adv,w_nat' (default 8,1 for *-tradeoff names)")
+    t.add_argument("--avg-bits", type=float, default=None,
+                   help="<arch>-mixed-ft only: plan per-layer bits with qrobench-LGMP on the --init-from float "
+                        "model at this average, then fine-tune that plan")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-n", type=int, default=1000, help="held-out tail of the training set (selection)")
     t.add_argument("--train-n", type=int, default=None, help="train on the first N images only")
@@ -68,13 +71,23 @@ def cmd_train(args) -> int:
         tradeoff = (w[0], w[1])
     if args.threads:
         torch.set_num_threads(args.threads)
+    if zn.precision == "mixed" and (args.avg_bits is None or not args.init_from or not zn.fine_tuned):
+        raise QrobenchError(f"{args.name}: a mixed-precision model is trained as <arch>-mixed-ft with --avg-bits B "
+                            "--init-from <float model> (the LGMP plan of that model, fine-tuned); "
+                            "for a post-training plan use qrobench quantize")
+    if args.avg_bits is not None and zn.precision != "mixed":
+        raise QrobenchError(f"--avg-bits plans mixed precision; {args.name} is {zn.precision} "
+                            "(name the model <arch>-mixed-ft)")
     zoo_dir = Path(args.zoo_dir) if args.zoo_dir else default_zoo_dir()
-    init_state = None
+    init_state, plan, arch_args = None, None, dict(zn.arch_args)
     if args.init_from:
-        init_model, _ = Zoo(zoo_dir).load(args.init_from)
+        init_model, init_card = Zoo(zoo_dir).load(args.init_from)
         init_state = {k: v for k, v in init_model.state_dict().items()}
+        if zn.precision == "mixed":
+            plan = _lgmp_plan(init_model, init_card, args.avg_bits)
+            arch_args["layer_bits"] = plan["layer_bits"]
     data = load_cifar10_train(args.data_dir)
-    cfg = TrainConfig(name=args.name, architecture=zn.architecture, arch_args=zn.arch_args, recipe=recipe,
+    cfg = TrainConfig(name=args.name, architecture=zn.architecture, arch_args=arch_args, recipe=recipe,
                       out_dir=Path(args.work_dir) / args.name, seed=args.seed, val_n=args.val_n,
                       train_n=args.train_n, tradeoff=tradeoff, init_state=init_state,
                       init_from=args.init_from, device=args.device, progress=not args.quiet,
@@ -89,6 +102,8 @@ def cmd_train(args) -> int:
         cmd.append(f"--epochs {args.epochs}")
     if args.init_from:
         cmd.append(f"--init-from {args.init_from}")
+    if plan is not None:
+        cmd.append(f"--avg-bits {args.avg_bits:g}")
     if tradeoff:
         cmd.append(f"--tradeoff {tradeoff[0]:g},{tradeoff[1]:g}")
     if args.seed:
@@ -112,6 +127,8 @@ def cmd_train(args) -> int:
         "epoch_log": log,
         "hardware": f"{torch.get_num_threads()} CPU threads" if args.device == "cpu" else args.device,
     }
+    if plan is not None:
+        training["plan"] = plan
     run = f"{recipe.epochs} epochs" + (f", hard phase from epoch {recipe.br_hard_epoch + 1}"
                                        if zn.precision != "fp" else "")
     if args.train_n:
@@ -119,10 +136,24 @@ def cmd_train(args) -> int:
     summary = recipe.description + f" [run: {run}]" + (f"; trade-off loss {tradeoff[0]:g}/{tradeoff[1]:g}" if tradeoff else "")
     if args.init_from:
         summary += f"; initialised from {args.init_from}"
-    card = export_to_zoo(model, args.name, zn.architecture, zn.arch_args, zn.precision, summary,
+    if plan is not None:
+        summary = f"{plan['method']}, average {plan['avg_bits']:.2f} bits (budget {args.avg_bits:g}), fine-tuned: " + summary
+    card = export_to_zoo(model, args.name, zn.architecture, arch_args, zn.precision, summary,
                          training, zoo_dir)
     print(f"exported {card.name} to {card.checkpoint_path()} (sha256 {card.sha256[:12]}…)")
     return 0
+
+
+def _lgmp_plan(init_model, init_card, avg_bits: float) -> dict:
+    """The plan ``qrobench quantize`` would choose for the same float model and budget, so that a
+    fine-tuned plan and its post-training twin differ only in the training."""
+    from ..quant.lipschitz import CANDIDATE_BITS, plan_mixed_precision
+
+    if init_card.precision != "fp":
+        raise QrobenchError(f"--init-from {init_card.name} is {init_card.precision}; LGMP plans start from a float model")
+    if not min(CANDIDATE_BITS) <= avg_bits <= max(CANDIDATE_BITS):
+        raise QrobenchError(f"--avg-bits must lie in [{min(CANDIDATE_BITS)}, {max(CANDIDATE_BITS)}], got {avg_bits:g}")
+    return plan_mixed_precision(init_model, avg_bits)
 
 
 def _held_out_text(args, n_images: int) -> str:

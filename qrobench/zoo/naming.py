@@ -14,7 +14,7 @@ ARCHES = {
     "en1res20": ("preact_resnet20", {"ensemble": 1, "noise_coef": 0.1}),
     "en5res20": ("enresnet20", {"ensemble": 5}),
 }
-RECIPE_TOKENS = ("tradeoff", "natural")
+RECIPE_TOKENS = ("tradeoff", "natural", "ft")
 
 
 @dataclass
@@ -25,6 +25,7 @@ class ZooName:
     arch_args: dict
     precision: str
     loss: str  # adversarial | tradeoff | natural
+    fine_tuned: bool = False  # "-ft": a post-training plan (mixed) fine-tuned with BinaryRelax
 
 
 def parse_zoo_name(name: str) -> ZooName:
@@ -39,5 +40,9 @@ def parse_zoo_name(name: str) -> ZooName:
     args = dict(args)
     if parts[1] != "fp":
         args["precision"] = parts[1]
-    loss = parts[2] if len(parts) == 3 else "adversarial"
-    return ZooName(name, parts[0], arch, args, parts[1], loss)
+    recipe = parts[2] if len(parts) == 3 else None
+    if recipe == "ft" and parts[1] != "mixed":
+        raise QrobenchError(f"model name {name!r}: the -ft suffix names a fine-tuned mixed-precision plan "
+                            f"(e.g. res20-mixed-ft); {parts[1]} models are fine-tuned without a suffix")
+    loss = "adversarial" if recipe in (None, "ft") else recipe
+    return ZooName(name, parts[0], arch, args, parts[1], loss, fine_tuned=recipe == "ft")

@@ -21,8 +21,8 @@ def rebuilt(tmp_path_factory) -> Path:
     """The committed result folders only (a local, git-ignored results/runs/ does not count),
     built as 'qrobench leaderboard' builds them: from the repository root."""
     work, out = tmp_path_factory.mktemp("checkout"), tmp_path_factory.mktemp("leaderboard")
-    for sub in ("zoo", "check", "reference"):
-        shutil.copytree(RESULTS / sub, work / "results" / sub)
+    for sub in sorted(p for p in RESULTS.iterdir() if p.is_dir() and p.name not in ("runs", "plots")):
+        shutil.copytree(sub, work / "results" / sub.name)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         write_leaderboard("results", out, REPO / "model_zoo")
@@ -35,7 +35,9 @@ def _outputs(root: Path) -> list[str]:
 
 def test_the_same_files_are_written(rebuilt):
     assert _outputs(rebuilt) == _outputs(RESULTS)
-    assert len(_outputs(RESULTS)) == 12  # md, csv, json, html and four plots as png and svg
+    # md, csv, json, html; four leaderboard plots, a sweep plot per swept model and the per-layer
+    # sparsity plot, each as png and svg
+    assert len(_outputs(RESULTS)) == 4 + 2 * (4 + 2 + 1)
 
 
 @pytest.mark.parametrize("name", _outputs(RESULTS))

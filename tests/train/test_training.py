@@ -121,3 +121,47 @@ def test_card_names_the_training_images_that_selected_the_checkpoint():
     assert _held_out_text(SimpleNamespace(train_n=49500, val_n=1000), 50000) == "last 1000 training images"
     subset = _held_out_text(SimpleNamespace(train_n=12000, val_n=1000), 50000)
     assert subset.startswith("training images 12001-13000"), subset
+
+
+def test_ft_suffix_names_a_fine_tuned_mixed_plan_only():
+    z = parse_zoo_name("res20-mixed-ft")
+    assert (z.precision, z.loss, z.fine_tuned) == ("mixed", "adversarial", True)
+    assert not parse_zoo_name("res20-mixed").fine_tuned
+    with pytest.raises(Exception, match="-ft suffix"):
+        parse_zoo_name("res20-4bit-ft")
+
+
+def test_mixed_ft_fine_tunes_the_plan_quantize_would_choose(tmp_path, data_dir, capsys):
+    """``train <arch>-mixed-ft --avg-bits B --init-from F`` trains the very per-layer plan that
+    ``quantize --from F --avg-bits B`` exports, so the two differ only in the fine-tuning."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from qrobench.cli import main
+    from qrobench.protocol import precision_for_bits
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    for f in Path("model_zoo").glob("res20-fp.*"):
+        shutil.copy(f, zoo)
+    common = ["--zoo-dir", str(zoo), "--data-dir", str(data_dir)]
+    assert main(["quantize", "res20-mixed", "--from", "res20-fp", "--avg-bits", "3", "--zoo-dir", str(zoo)]) == 0
+    assert main(["train", "res20-mixed-ft", "--recipe", "budget-nfgsm-ft", "--epochs", "1", "--init-from",
+                 "res20-fp", "--avg-bits", "3", "--train-n", "64", "--val-n", "32", "--work-dir",
+                 str(tmp_path / "w"), "--quiet", *common]) == 0
+    post, tuned = (json.loads((zoo / f"{m}.json").read_text()) for m in ("res20-mixed", "res20-mixed-ft"))
+    assert tuned["arch_args"]["layer_bits"] == post["arch_args"]["layer_bits"]
+    assert len(set(tuned["arch_args"]["layer_bits"].values())) > 1  # a real mix, not one width
+    assert tuned["training"]["command"].endswith("--avg-bits 3 --train-n 64")
+    assert tuned["training"]["plan"]["avg_bits"] <= 3
+    model, _ = Zoo(zoo).load("res20-mixed-ft")  # the checkpoint deploys Q(W) at those widths
+    plan = post["arch_args"]["layer_bits"]
+    for name, m in quantized_layers(model):
+        assert m.precision == precision_for_bits(plan[name]), name
+        assert m.weight.unique().numel() <= 2 ** plan[name] - 1 + (plan[name] == 1), name
+    capsys.readouterr()
+    assert main(["train", "res20-mixed-ft", "--init-from", "res20-fp", *common]) == 2
+    assert "with --avg-bits B --init-from" in capsys.readouterr().err
+    assert main(["train", "res20-4bit", "--avg-bits", "4", "--init-from", "res20-fp", *common]) == 2
+    assert "--avg-bits plans mixed precision" in capsys.readouterr().err
