@@ -172,3 +172,12 @@ def test_fullset_table_compares_all_points_with_the_first_thousand(tmp_path):
     assert (row["block_min_pct"], row["block_max_pct"]) == pytest.approx((30.0, 60.0))
     assert row["zoo_worst_pct"] == pytest.approx(50.0) and row["worst_lo"] < 45.0 < row["worst_hi"]
     assert fullset_table(tmp_path, {}).iloc[0]["zoo_worst_pct"] != row["zoo_worst_pct"]  # NaN without a zoo row
+
+
+def test_sensitivity_is_not_tested_when_every_shared_point_collapsed():
+    at = _sweep("m", {32: 0.7, 2: 0.1, 4: 0.1}, {32: 0.4, 2: 0.1, 4: 0.1})
+    nat = _sweep("m-natural", {32: 0.9, 2: 0.1, 4: 0.1}, {32: 0, 2: 0, 4: 0})
+    assert _sensitivity_finding({"m": at, "m-natural": nat}).verdict == "not tested"
+    same = _sweep("m-natural", {32: 0.7, 2: 0.3, 4: 0.6}, {32: 0, 2: 0, 4: 0})
+    at = _sweep("m", {32: 0.7, 2: 0.3, 4: 0.6}, {32: 0.4, 2: 0.1, 4: 0.3})
+    assert _sensitivity_finding({"m": at, "m-natural": same}).verdict == "not established"

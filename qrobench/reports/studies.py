@@ -141,14 +141,14 @@ def _sensitivity_finding(sweeps) -> Finding:
                 rule="per bit-width, the AT drop counts as larger (smaller) when it exceeds (falls short of) the "
                      "natural drop by more than 2 standard errors of the difference; bit-widths where both models "
                      "are at chance are skipped (the normalised drop would then only reflect the float accuracy); "
-                     "holds when larger at more bit-widths than smaller, does not hold when smaller at more, else "
-                     "mixed")
+                     "holds when larger at more bit-widths than smaller, does not hold when smaller at more, mixed "
+                     "when as often, not established when never")
     pairs = [(s, s + NATURAL_SUFFIX) for s in sweeps if s + NATURAL_SUFFIX in sweeps]
     if not pairs:
         f.evidence.append("needs sweeps of a float AT model and its '-natural' twin (qrobench sweep M and "
                           "M-natural)")
         return f
-    larger = smaller = 0
+    larger = smaller = compared = 0
     for at, nat in pairs:
         a_base, n_base = _float_point(sweeps[at]), _float_point(sweeps[nat])
         if a_base is None or n_base is None:
@@ -161,6 +161,7 @@ def _sensitivity_finding(sweeps) -> Finding:
                                   f"{100 * a_pts[b].clean_acc:.1f} / {100 * n_pts[b].clean_acc:.1f} %): "
                                   "uninformative, not counted")
                 continue
+            compared += 1
             ra, rn = _rel_drop(a_base, a_pts[b]), _rel_drop(n_base, n_pts[b])
             se = math.hypot(_rel_se(a_base, a_pts[b]), _rel_se(n_base, n_pts[b]))
             mark = "≈"
@@ -175,8 +176,10 @@ def _sensitivity_finding(sweeps) -> Finding:
                               f"{_kept(a_base, a_pts[b])} of its worst-case robust accuracy")
     if larger or smaller:
         f.verdict = "holds" if larger > smaller else "does not hold" if smaller > larger else "mixed"
-    elif f.evidence:
-        f.verdict = "mixed"
+    elif compared:
+        f.verdict = "not established"  # every bit-width within 2 standard errors
+    elif pairs:
+        f.evidence.append("no bit-width was measured in both sweeps with at least one model above chance")
     return f
 
 
