@@ -181,3 +181,16 @@ def test_sensitivity_is_not_tested_when_every_shared_point_collapsed():
     same = _sweep("m-natural", {32: 0.7, 2: 0.3, 4: 0.6}, {32: 0, 2: 0, 4: 0})
     at = _sweep("m", {32: 0.7, 2: 0.3, 4: 0.6}, {32: 0.4, 2: 0.1, 4: 0.3})
     assert _sensitivity_finding({"m": at, "m-natural": same}).verdict == "not established"
+
+
+def test_tradeoff_pair_on_one_schedule_is_counted_with_its_robustness_cost():
+    from qrobench.reports.studies import _tradeoff_findings
+
+    cards = {"m-tnn-tradeoff": _card("m-tnn-tradeoff"), "m-tnn": _card("m-tnn")}
+    zoo = {"m-tnn-tradeoff": _zoo_result("a", 0.75, 0.3, seed=2), "m-tnn": _zoo_result("b", 0.6, 0.45, seed=2)}
+    clean_f, chan_f = _tradeoff_findings(zoo, {}, cards)
+    assert clean_f.verdict == "holds" and "+15.0 pp" in clean_f.evidence[0]
+    assert "worst case over pgd20,cw 30.0 % vs 45.0 %" in clean_f.evidence[0]
+    zoo["m-tnn-tradeoff"], zoo["m-tnn"] = zoo["m-tnn"], zoo["m-tnn-tradeoff"]
+    assert _tradeoff_findings(zoo, {}, cards)[0].verdict == "does not hold"
+    assert chan_f.verdict == "not tested"

@@ -350,7 +350,8 @@ def _tradeoff_findings(zoo: dict[str, Result], weights: dict[str, dict], cards: 
             p = _clean_p(zoo[name], zoo[control])
             ptxt = f", p = {p:.2g}" if p is not None else ""
             clean_f.evidence.append(f"{name} clean {a:.1f} % vs {control} {b:.1f} % ({a - b:+.1f} pp{ptxt}, "
-                                    f"n = {zoo[name].n} / {zoo[control].n}); {sched}{tag}")
+                                    f"n = {zoo[name].n} / {zoo[control].n}){_shared_worst(zoo[name], zoo[control])}; "
+                                    f"{sched}{tag}")
             if like:
                 lower = a < b and (p is None or p < ALPHA)
                 failed_c += lower
@@ -375,6 +376,17 @@ def _tradeoff_findings(zoo: dict[str, Result], weights: dict[str, dict], cards: 
         else:
             f.evidence.append("no pair was trained on the same schedule as its control")
     return [clean_f, chan_f]
+
+
+def _shared_worst(a: Result, b: Result) -> str:
+    """What the clean accuracy cost or bought in robustness: the worst case over the attacks
+    both results measured, with the paired test, for context beside the clean comparison."""
+    common = [x for x in a.attacks if x in b.attacks]
+    if not (common and a.has_outcomes and b.has_outcomes and a.n == b.n and a.first_index == b.first_index):
+        return ""
+    sa, sb = a.point_scores(common), b.point_scores(common)
+    return (f"; worst case over {','.join(common)} {100 * sa.mean():.1f} % vs {100 * sb.mean():.1f} % "
+            f"({100 * (sa.mean() - sb.mean()):+.1f} pp, p = {paired_test(sa, sb):.2g})")
 
 
 def _clean_p(a: Result | None, b: Result | None) -> float | None:
