@@ -194,3 +194,17 @@ def test_tradeoff_pair_on_one_schedule_is_counted_with_its_robustness_cost():
     zoo["m-tnn-tradeoff"], zoo["m-tnn"] = zoo["m-tnn"], zoo["m-tnn-tradeoff"]
     assert _tradeoff_findings(zoo, {}, cards)[0].verdict == "does not hold"
     assert chan_f.verdict == "not tested"
+
+
+def test_per_layer_tables_never_put_two_architectures_side_by_side():
+    from qrobench.reports.studies import Studies, per_layer_rows
+
+    def w(prefix, n):
+        return {"layers": [{"layer": f"{prefix}l{i}", "channels": 16, "sparsity": 0.5, "zero_channels": 0,
+                            "max_channel_zero_frac": 0.6} for i in range(n)]}
+
+    weights = {"a-tnn-tradeoff": w("", 3), "a-tnn": w("", 3), "b-tnn-tradeoff": w("members.0.", 6),
+               "b-tnn": w("members.0.", 6)}
+    tables = per_layer_rows(Studies({}, weights, None, []))
+    assert [len(rows) for _, rows in tables] == [3, 6]
+    assert all(len(h) == 4 for h, _ in tables)  # layer, C_in and the pair, per architecture

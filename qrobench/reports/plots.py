@@ -13,7 +13,7 @@ import matplotlib
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..files import atomic_path
 from ..protocol import PRECISION_TOKENS
@@ -228,31 +228,33 @@ def sweep_curves(source: str, points: pd.DataFrame) -> Figure:
     return fig
 
 
-def layer_sparsity(weights: dict[str, dict], models: list[str]) -> Figure:
-    """Per quantized conv, in network order: sparsity (solid) and the zero fraction of the
-    emptiest input channel (dotted; 100 % would be a zero channel)."""
-    fig = _figure(9.0, 4.2)
-    ax = fig.add_subplot()
-    for i, m in enumerate(models):
-        layers = weights[m]["layers"]
-        x = range(len(layers))
-        ax.plot(x, [100 * ly["sparsity"] for ly in layers], marker="o", markersize=3, color=_color(i),
-                label=f"{m}: sparsity")
-        ax.plot(x, [100 * ly["max_channel_zero_frac"] for ly in layers], linestyle=":", color=_color(i),
-                label=f"{m}: emptiest input channel")
-    ax.axhline(100, color="#999999", linewidth=0.8)
-    ax.set_xlabel("quantized conv, in network order (stem first)")
-    ax.set_ylabel("% zeros")
-    ax.set_ylim(0, 105)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Where the zeros sit: trade-off models and their controls")
+def layer_sparsity(weights: dict[str, dict], groups: list[list[str]]) -> Figure:
+    """Per quantized conv, in network order, one panel per architecture: sparsity (solid) and the
+    zero fraction of the emptiest input channel (dotted; 100 % would be a zero channel)."""
+    fig = _figure(9.0, 3.6 * len(groups))
+    axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
+    for ax, models in zip(axes, groups, strict=True):
+        for i, m in enumerate(models):
+            layers = weights[m]["layers"]
+            x = range(len(layers))
+            ax.plot(x, [100 * ly["sparsity"] for ly in layers], marker="o", markersize=3, color=_color(i),
+                    label=f"{m}: sparsity")
+            ax.plot(x, [100 * ly["max_channel_zero_frac"] for ly in layers], linestyle=":", color=_color(i),
+                    label=f"{m}: emptiest input channel")
+        ax.axhline(100, color="#999999", linewidth=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("quantized conv, in network order (stem first)")
+        ax.set_ylabel("% zeros")
+        ax.set_ylim(0, 105)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Where the zeros sit: trade-off models and their controls")
     return fig
 
 
 def write_study_plots(st, out_dir: str | Path) -> dict[str, list[Path]]:
     """The sweep curves (one plot per swept model) and the per-layer sparsity plot."""
-    from .studies import pair_models
+    from .studies import layer_groups
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -260,7 +262,7 @@ def write_study_plots(st, out_dir: str | Path) -> dict[str, list[Path]]:
     if len(st.table):
         for source, g in st.table.groupby("source", sort=True):
             figs[f"sweep_{source}"] = sweep_curves(source, g)
-    models = pair_models(st)
-    if models:
-        figs["layer_sparsity"] = layer_sparsity(st.weights, models)
+    groups = layer_groups(st)
+    if groups:
+        figs["layer_sparsity"] = layer_sparsity(st.weights, groups)
     return {name: [_save(fig, out / f"{name}.{fmt}", fmt) for fmt in ("png", "svg")] for name, fig in figs.items()}

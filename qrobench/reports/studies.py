@@ -491,7 +491,8 @@ def markdown_sections(st: Studies) -> list[str]:
         out += ["## Where the zeros sit (per layer)", "",
                 "Per quantized conv of the trade-off models and their controls (`qrobench weights`): sparsity, "
                 "zero input channels, and how empty the emptiest input channel is.", ""]
-        out += [tabulate(layer_rows[1], headers=layer_rows[0], tablefmt="github", disable_numparse=True), ""]
+        for headers, rows in layer_rows:
+            out += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
     return out
 
 
@@ -516,10 +517,11 @@ def html_sections(st: Studies) -> str:
                                                             na_rep="—", border=0), "</div>"]
     layer_rows = per_layer_rows(st)
     if layer_rows:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in layer_rows[0])
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in layer_rows[1])
-        parts += ["<h2>Where the zeros sit (per layer)</h2>", '<div class="wrap"><table><thead><tr>', head,
-                  "</tr></thead><tbody>", body, "</tbody></table></div>"]
+        parts.append("<h2>Where the zeros sit (per layer)</h2>")
+    for headers, rows in layer_rows:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        parts += ['<div class="wrap"><table><thead><tr>', head, "</tr></thead><tbody>", body, "</tbody></table></div>"]
     return "\n".join(parts)
 
 
@@ -531,24 +533,30 @@ def pair_models(st: Studies) -> list[str]:
     return [m for m in out if m in st.weights]
 
 
-def per_layer_rows(st: Studies) -> tuple[list[str], list[list[str]]] | None:
-    models = pair_models(st)
-    if not models:
-        return None
-    first = st.weights[models[0]]["layers"]
-    headers = ["layer", "C_in"] + [f"{m} sparsity % / zero ch / emptiest ch %" for m in models]
-    rows = []
-    for i, layer in enumerate(first):
-        row = [layer["layer"], str(layer["channels"])]
-        for m in models:
-            ls = st.weights[m]["layers"]
-            if i >= len(ls):
-                row.append("—")
-                continue
-            x = ls[i]
-            row.append(f"{100 * x['sparsity']:.1f} / {x['zero_channels']} / {100 * x['max_channel_zero_frac']:.0f}")
-        rows.append(row)
-    return headers, rows
+def layer_groups(st: Studies) -> list[list[str]]:
+    """The pair models grouped by architecture (the same quantized convs, by name): a table or plot
+    panel per group, so that no layer is shown beside another network's layer of the same index."""
+    groups: dict[tuple, list[str]] = {}
+    for m in pair_models(st):
+        groups.setdefault(tuple(ly["layer"] for ly in st.weights[m]["layers"]), []).append(m)
+    return list(groups.values())
+
+
+def per_layer_rows(st: Studies) -> list[tuple[list[str], list[list[str]]]]:
+    """One (headers, rows) table per architecture group."""
+    tables = []
+    for models in layer_groups(st):
+        first = st.weights[models[0]]["layers"]
+        headers = ["layer", "C_in"] + [f"{m} sparsity % / zero ch / emptiest ch %" for m in models]
+        rows = []
+        for i, layer in enumerate(first):
+            row = [layer["layer"], str(layer["channels"])]
+            for m in models:
+                x = st.weights[m]["layers"][i]
+                row.append(f"{100 * x['sparsity']:.1f} / {x['zero_channels']} / {100 * x['max_channel_zero_frac']:.0f}")
+            rows.append(row)
+        tables.append((headers, rows))
+    return tables
 
 
 def json_doc(st: Studies) -> dict:
