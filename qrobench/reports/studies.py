@@ -279,11 +279,11 @@ def _lgmp_finetuned_finding(zoo: dict[str, Result], cards: dict) -> Finding:
             f.evidence.append(f"{name} / {uniform}: a zoo result is missing ({sched})")
             continue
         a, b = zoo[name], zoo[uniform]
-        common = [x for x in a.attacks if x in b.attacks]
-        if not (common and a.has_outcomes and b.has_outcomes and a.n == b.n and a.first_index == b.first_index):
+        shared = _shared_scores(a, b)
+        if shared is None:
             f.evidence.append(f"{name} / {uniform}: no per-point outcomes on the same points and attacks")
             continue
-        sa, sb = a.point_scores(common), b.point_scores(common)
+        common, sa, sb = shared
         p = paired_test(sa, sb)
         diff = 100 * (sa.mean() - sb.mean())
         tag = "" if like else " — NOT like for like (different schedules), not counted"
@@ -378,13 +378,22 @@ def _tradeoff_findings(zoo: dict[str, Result], weights: dict[str, dict], cards: 
     return [clean_f, chan_f]
 
 
+def _shared_scores(a: Result, b: Result) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """The attacks both results measured and each one's per-point worst case over them, for a
+    paired comparison; None when they lack outcomes or were not run on the same points."""
+    common = [x for x in a.attacks if x in b.attacks]
+    if not (common and a.has_outcomes and b.has_outcomes and a.n == b.n and a.first_index == b.first_index):
+        return None
+    return common, a.point_scores(common), b.point_scores(common)
+
+
 def _shared_worst(a: Result, b: Result) -> str:
     """What the clean accuracy cost or bought in robustness: the worst case over the attacks
     both results measured, with the paired test, for context beside the clean comparison."""
-    common = [x for x in a.attacks if x in b.attacks]
-    if not (common and a.has_outcomes and b.has_outcomes and a.n == b.n and a.first_index == b.first_index):
+    shared = _shared_scores(a, b)
+    if shared is None:
         return ""
-    sa, sb = a.point_scores(common), b.point_scores(common)
+    common, sa, sb = shared
     return (f"; worst case over {','.join(common)} {100 * sa.mean():.1f} % vs {100 * sb.mean():.1f} % "
             f"({100 * (sa.mean() - sb.mean()):+.1f} pp, p = {paired_test(sa, sb):.2g})")
 
@@ -559,9 +568,12 @@ def per_layer_rows(st: Studies) -> list[tuple[list[str], list[list[str]]]]:
     return tables
 
 
+def _records(table: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts (NaN -> null)."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+            for rec in table.to_dict(orient="records")]
+
+
 def json_doc(st: Studies) -> dict:
-    return {"findings": [f.as_dict() for f in st.findings],
-            "sweeps": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
-                       for rec in st.table.to_dict(orient="records")],
-            "fullset": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
-                        for rec in st.fullset.to_dict(orient="records")]}
+    return {"findings": [f.as_dict() for f in st.findings], "sweeps": _records(st.table),
+            "fullset": _records(st.fullset)}

@@ -144,16 +144,16 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _lgmp_plan(init_model, init_card, avg_bits: float) -> dict:
-    """The plan ``qrobench quantize`` would choose for the same float model and budget, so that a
-    fine-tuned plan and its post-training twin differ only in the training."""
+def _lgmp_plan(float_model, float_card, avg_bits: float, option: str = "--init-from") -> dict:
+    """The one LGMP plan of a float zoo model at a budget: ``quantize`` exports it as it is and
+    ``train <arch>-mixed-ft`` fine-tunes it, so the two differ only in the training."""
     from ..quant.lipschitz import CANDIDATE_BITS, plan_mixed_precision
 
-    if init_card.precision != "fp":
-        raise QrobenchError(f"--init-from {init_card.name} is {init_card.precision}; LGMP plans start from a float model")
     if not min(CANDIDATE_BITS) <= avg_bits <= max(CANDIDATE_BITS):
         raise QrobenchError(f"--avg-bits must lie in [{min(CANDIDATE_BITS)}, {max(CANDIDATE_BITS)}], got {avg_bits:g}")
-    return plan_mixed_precision(init_model, avg_bits)
+    if float_card.precision != "fp":
+        raise QrobenchError(f"{option} {float_card.name} is {float_card.precision}; LGMP starts from a float model")
+    return plan_mixed_precision(float_model, avg_bits)
 
 
 def _held_out_text(args, n_images: int) -> str:
@@ -177,7 +177,6 @@ def cmd_quantize(args) -> int:
     import json
 
     from ..models.registry import create_model
-    from ..quant.lipschitz import CANDIDATE_BITS, plan_mixed_precision
     from ..zoo.naming import parse_zoo_name
     from ..zoo.store import Zoo, default_zoo_dir
     from .export import export_to_zoo
@@ -185,13 +184,9 @@ def cmd_quantize(args) -> int:
     zn = parse_zoo_name(args.name)
     if zn.precision != "mixed":
         raise QrobenchError(f"{args.name}: quantize writes mixed-precision models; name it <arch>-mixed")
-    if not min(CANDIDATE_BITS) <= args.avg_bits <= max(CANDIDATE_BITS):
-        raise QrobenchError(f"--avg-bits must lie in [{min(CANDIDATE_BITS)}, {max(CANDIDATE_BITS)}]")
     zoo_dir = Path(args.zoo_dir) if args.zoo_dir else default_zoo_dir()
     src, src_card = Zoo(zoo_dir).load(args.source)
-    if src_card.precision != "fp":
-        raise QrobenchError(f"--from {args.source} is {src_card.precision}; LGMP starts from a float model")
-    plan = plan_mixed_precision(src, args.avg_bits)
+    plan = _lgmp_plan(src, src_card, args.avg_bits, option="--from")
     arch_args = {**src_card.arch_args, "precision": "mixed", "layer_bits": plan["layer_bits"]}
     model = create_model(src_card.architecture, **arch_args)
     model.load_state_dict(src.state_dict())
