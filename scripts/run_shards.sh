@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Background compute for the zoo (issue #27): one attack of one model, in whole-batch shards,
+# one thread, each finished shard committed on its own so that a later session continues from
+# what is committed (a killed shard continues from its journal with --resume).
+# Usage: scripts/run_shards.sh MODEL ATTACK K [extra qrobench run options...]
+# Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json; merge them with
+#   qrobench merge results/pieces/MODEL/MODEL__ATTACK__shard*ofK.json --output ...
+set -uo pipefail
+cd "$(dirname "$0")/.."
+model=$1; attack=$2; k=$3; shift 3
+n=${N:-1000}
+bs=$(( n / k ))
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export QROBENCH_DATA=${QROBENCH_DATA:-$(cd ../shared/data && pwd)}
+mkdir -p "results/pieces/$model"
+for ((i = 0; i < k; i++)); do
+  out="results/pieces/$model/${model}__${attack}__shard${i}of${k}.json"
+  [ -f "$out" ] && continue
+  resume=(); [ -f "$out.journal" ] && resume=(--resume)
+  echo "$(date -u +%FT%TZ) start $out"
+  qrobench run --model "$model" --attacks "$attack" --repeats 1 --n "$n" --batch-size "$bs" \
+    --shard "$i/$k" --device cpu --output "$out" --quiet "${resume[@]}" "$@" || exit 1
+  echo "$(date -u +%FT%TZ) done $out"
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    git commit -q -m "$model $attack: shard $i of $k (n = $n, batch $bs, CPU, 1 thread)" -- "$out" && break
+    sleep 7
+  done
+done
