@@ -2,7 +2,10 @@
 # Background compute for the zoo (issue #27): one attack of one model, in whole-batch shards,
 # one thread, each finished shard committed on its own so that a later session continues from
 # what is committed (a killed shard continues from its journal with --resume).
-# Usage: scripts/run_shards.sh MODEL ATTACK K [extra qrobench run options...]
+#
+# Usage: scripts/run_shards.sh MODEL ATTACK K [extra 'qrobench run' options...]
+#   N=1000 (points) and QROBENCH_CODE=<checkout> (run the code of another checkout, e.g. a
+#   `git worktree` of a fixed commit, so that editing this tree cannot change a running job).
 # Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json; merge them with
 #   qrobench merge results/pieces/MODEL/MODEL__ATTACK__shard*ofK.json --output ...
 set -uo pipefail
@@ -12,17 +15,28 @@ n=${N:-1000}
 bs=$(( n / k ))
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export QROBENCH_DATA=${QROBENCH_DATA:-$(cd ../shared/data && pwd)}
+run=(qrobench)
+if [ -n "${QROBENCH_CODE:-}" ]; then
+  export PYTHONPATH="$QROBENCH_CODE${PYTHONPATH:+:$PYTHONPATH}"
+  run=(python -m qrobench.cli)
+fi
+commit() {  # commit one finished shard, retrying while another git command holds the index
+  git ls-files --error-unmatch "$1" >/dev/null 2>&1 && return 0
+  git add "$1"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    git commit -q -m "$model $attack: shard $2 of $k (n = $n, batch $bs, CPU, 1 thread)" -- "$1" && return 0
+    sleep 7
+  done
+}
 mkdir -p "results/pieces/$model"
 for ((i = 0; i < k; i++)); do
   out="results/pieces/$model/${model}__${attack}__shard${i}of${k}.json"
-  [ -f "$out" ] && continue
+  while pgrep -f -- "--output $out" >/dev/null; do sleep 30; done  # another runner has it
+  if [ -f "$out" ]; then commit "$out" "$i"; continue; fi
   resume=(); [ -f "$out.journal" ] && resume=(--resume)
   echo "$(date -u +%FT%TZ) start $out"
-  qrobench run --model "$model" --attacks "$attack" --repeats 1 --n "$n" --batch-size "$bs" \
+  "${run[@]}" run --model "$model" --attacks "$attack" --repeats 1 --n "$n" --batch-size "$bs" \
     --shard "$i/$k" --device cpu --output "$out" --quiet "${resume[@]}" "$@" || exit 1
   echo "$(date -u +%FT%TZ) done $out"
-  for try in 1 2 3 4 5 6 7 8 9 10; do
-    git commit -q -m "$model $attack: shard $i of $k (n = $n, batch $bs, CPU, 1 thread)" -- "$out" && break
-    sleep 7
-  done
+  commit "$out" "$i"
 done
