@@ -254,7 +254,7 @@ def layer_sparsity(weights: dict[str, dict], groups: list[list[str]]) -> Figure:
 
 def write_study_plots(st, out_dir: str | Path) -> dict[str, list[Path]]:
     """The sweep curves (one plot per swept model) and the per-layer sparsity plot."""
-    from .studies import layer_groups
+    from .studies.data import layer_groups
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,7 @@ def write_study_plots(st, out_dir: str | Path) -> dict[str, list[Path]]:
     if len(st.table):
         for source, g in st.table.groupby("source", sort=True):
             figs[f"sweep_{source}"] = sweep_curves(source, g)
-    groups = layer_groups(st)
+    groups = layer_groups(st.weights)
     if groups:
         figs["layer_sparsity"] = layer_sparsity(st.weights, groups)
     return {name: [_save(fig, out / f"{name}.{fmt}", fmt) for fmt in ("png", "svg")] for name, fig in figs.items()}

@@ -1,9 +1,8 @@
-"""The studies beside the leaderboard: quantization sweeps, AT-vs-natural sensitivity, per-layer
-weights, and the Findings that test the seed papers' claims against them.
+"""Layer 2 of the studies: the seed papers' claims tested against the numbers of data.py.
 
-Everything here is read from result data (``results/sweeps``, ``results/weights``, the zoo
-results): a verdict changes when a re-run changes a number, and is never typed. Each finding
-names the files behind it and the rule that decided it; "not tested" says what is missing.
+Every verdict is computed from result data by a stated rule, never typed: it changes when a
+re-run changes a number. Each finding names the files behind it and the rule that decided it;
+"not tested" says what is missing. Nothing here formats a table (render.py does).
 """
 
 from __future__ import annotations
@@ -16,27 +15,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..engine.results import Result, read_result
-from ..protocol import precision_for_bits
-from ..weights import read_weights
-from .stats import ALPHA, paired_test, wilson
+from ...engine.results import Result
+from ...protocol import precision_for_bits
+from ...weights import read_weights
+from ..stats import ALPHA, paired_test
+from .data import (
+    NATURAL_SUFFIX,
+    WEIGHTS_DIR,
+    at_chance,
+    by_bits,
+    float_point,
+    fullset_table,
+    read_sweeps,
+    sweep_table,
+)
 
-SWEEPS_DIR, WEIGHTS_DIR, FULLSET_DIR = "sweeps", "weights", "fullset"
-BLOCK = 1000  # the zoo's n: the full test set is compared block by block of this size
-NATURAL_SUFFIX = "-natural"
 SPARSE_PCT = 20.0  # a quantized model whose convs are at least this sparse counts as "sparse"
-CHANCE = 0.1  # CIFAR-10: ten classes
-
-
-def at_chance(r: Result) -> bool:
-    """Clean accuracy indistinguishable from guessing (its Wilson interval holds 1/10): a collapsed
-    model, whose "robust accuracy" only counts the points its constant answer happens to fit."""
-    lo, hi = wilson(r.clean_acc, r.n)
-    return bool(lo <= CHANCE <= hi)
 
 
 @dataclass
 class Finding:
+    """One claim and its verdict, with the evidence lines and the rule kept beside it so that a
+    reader can re-derive the verdict from the numbers without reading code."""
+
     claim: str
     source: str  # the paper
     verdict: str  # holds | does not hold | mixed | not tested
@@ -49,89 +50,15 @@ class Finding:
 
 @dataclass
 class Studies:
+    """Everything the studies sections show, computed once per leaderboard build so that the
+    Markdown, HTML, JSON and the plots cannot disagree."""
+
     sweeps: dict[str, list[Result]]  # source model -> its points (float first)
     weights: dict[str, dict]  # model -> results/weights file
     table: pd.DataFrame  # one row per sweep point
     findings: list[Finding]
     fullset: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per full-test-set run
 
-
-# -- sweeps ----------------------------------------------------------------------------------
-
-def read_sweeps(root: Path) -> dict[str, list[Result]]:
-    out: dict[str, list[Result]] = {}
-    folder = root / SWEEPS_DIR
-    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
-        r = read_result(path)
-        if r.sweep is None or r.shard is not None:
-            continue
-        out.setdefault(r.sweep["source"], []).append(r)
-    for points in out.values():
-        points.sort(key=lambda r: (r.sweep["method"] != "float", r.sweep["method"], r.sweep["bits_budget"]))
-    return out
-
-
-def _float_point(points: list[Result]) -> Result | None:
-    return next((r for r in points if r.sweep["method"] == "float"), None)
-
-
-def sweep_table(sweeps: dict[str, list[Result]]) -> pd.DataFrame:
-    rows = []
-    for source, points in sweeps.items():
-        base = _float_point(points)
-        for r in points:
-            lo, hi = wilson(r.worst_case_acc, r.n)
-            row = {"source": source, "method": r.sweep["method"], "bits": r.sweep["bits_budget"],
-                   "avg_bits": r.sweep["avg_bits"], "n": r.n, "attacks": ",".join(r.attacks),
-                   "cascade": bool(r.cascade), "clean_pct": 100 * r.clean_acc, "at_chance": at_chance(r),
-                   "worst_case_pct": 100 * r.worst_case_acc, "worst_lo": 100 * lo, "worst_hi": 100 * hi,
-                   "sparsity_pct": 100 * (r.sparsity or 0.0)}
-            if base is not None and base.n == r.n:
-                row["clean_drop_pp"] = 100 * (base.clean_acc - r.clean_acc)
-                row["clean_rel_drop_pct"] = 100 * (1 - r.clean_acc / base.clean_acc) if base.clean_acc else math.nan
-                row["worst_drop_pp"] = 100 * (base.worst_case_acc - r.worst_case_acc)
-                row["worst_rel_drop_pct"] = (100 * (1 - r.worst_case_acc / base.worst_case_acc)
-                                             if base.worst_case_acc > 0 else math.nan)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _by(points: list[Result], method: str) -> dict[int, Result]:
-    return {r.sweep["bits_budget"]: r for r in points if r.sweep["method"] == method}
-
-
-# -- the full test set ----------------------------------------------------------------------
-
-def fullset_table(root: Path, zoo: dict[str, Result]) -> pd.DataFrame:
-    """How far the zoo's first 1,000 points are from the whole test set: per merged run under
-    ``results/fullset``, the worst case over its attacks on all points, on its own first 1,000,
-    per block of 1,000, and the zoo's n = 1,000 result over the same attacks."""
-    rows = []
-    folder = root / FULLSET_DIR
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        r = read_result(path)
-        if r.shard is not None or not r.has_outcomes or r.first_index != 0 or r.n < 2 * BLOCK:
-            continue
-        worst = r.point_scores()
-        clean = np.mean(np.stack(r.masks("clean")), 0)
-        blocks = [100 * worst[i:i + BLOCK].mean() for i in range(0, r.n - BLOCK + 1, BLOCK)]
-        lo, hi = wilson(float(worst.mean()), r.n)
-        row = {"model": r.model, "attacks": ",".join(r.attacks), "n": r.n, "device": r.device,
-               "clean_pct": 100 * clean.mean(), "clean_first_pct": 100 * clean[:BLOCK].mean(),
-               "worst_pct": 100 * worst.mean(), "worst_lo": 100 * lo, "worst_hi": 100 * hi,
-               "worst_first_pct": blocks[0], "block_min_pct": min(blocks), "block_max_pct": max(blocks),
-               "zoo_worst_pct": math.nan, "file": str(path.relative_to(root))}
-        for a in r.attacks:
-            row[f"{a}_pct"] = 100 * float(np.mean(np.stack(r.masks(a)), 0).mean())
-        z = zoo.get(r.model)
-        if z is not None and z.has_outcomes and z.first_index == 0 and all(a in z.attacks for a in r.attacks):
-            row["zoo_worst_pct"] = 100 * float(z.point_scores(list(r.attacks)).mean())
-            row["zoo_n"] = z.n
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-# -- findings --------------------------------------------------------------------------------
 
 def _sensitivity_finding(sweeps) -> Finding:
     claim = ("Adversarially trained networks lose more accuracy to quantization than naturally trained "
@@ -150,11 +77,11 @@ def _sensitivity_finding(sweeps) -> Finding:
         return f
     larger = smaller = compared = 0
     for at, nat in pairs:
-        a_base, n_base = _float_point(sweeps[at]), _float_point(sweeps[nat])
+        a_base, n_base = float_point(sweeps[at]), float_point(sweeps[nat])
         if a_base is None or n_base is None:
             f.evidence.append(f"{at}/{nat}: a float point is missing")
             continue
-        a_pts, n_pts = _by(sweeps[at], "uniform"), _by(sweeps[nat], "uniform")
+        a_pts, n_pts = by_bits(sweeps[at], "uniform"), by_bits(sweeps[nat], "uniform")
         for b in sorted(set(a_pts) & set(n_pts)):
             if at_chance(a_pts[b]) and at_chance(n_pts[b]):
                 f.evidence.append(f"{b} bit: both {at} and {nat} collapse to chance (clean "
@@ -214,10 +141,10 @@ def _lgmp_finding(sweeps) -> Finding:
                      "(no significant difference anywhere: not established)")
     better = worse = compared = 0
     for source, points in sweeps.items():
-        base = _float_point(points)
+        base = float_point(points)
         if base is None or base.worst_case_acc <= 0:
             continue  # a natural model has no robustness to lose
-        u, g = _by(points, "uniform"), _by(points, "lgmp")
+        u, g = by_bits(points, "uniform"), by_bits(points, "lgmp")
         for b in sorted(set(u) & set(g)):
             if u[b].sweep["layer_bits"] == g[b].sweep["layer_bits"]:
                 continue  # the same model: nothing to compare
@@ -435,145 +362,10 @@ def _sparse_finding(weights: dict[str, dict], cards: dict) -> Finding:
 
 
 def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
-    """``zoo``: the leaderboard's result per model (model -> Result) at its ε."""
+    """``zoo``: the leaderboard's selected result per model at its ε, so the findings judge the
+    very rows the table ranks."""
     sweeps = read_sweeps(root)
     weights = read_weights(root / WEIGHTS_DIR)
     findings = [_sparse_finding(weights, cards), *_tradeoff_findings(zoo, weights, cards),
                 _sensitivity_finding(sweeps), _lgmp_finding(sweeps), _lgmp_finetuned_finding(zoo, cards)]
     return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo))
-
-
-# -- rendering -------------------------------------------------------------------------------
-
-def _fmt(v, digits=1) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
-def markdown_sections(st: Studies) -> list[str]:
-    out = ["## Findings", "",
-           "Each claim of the seed papers, the results that test it and the verdict, generated by "
-           "`qrobench leaderboard` from the result files (nothing here is typed).", ""]
-    for i, f in enumerate(st.findings, start=1):
-        out += [f"**{i}. {f.claim}** ({f.source}) — verdict: **{f.verdict}**", ""]
-        out += [f"- {e}" for e in f.evidence]
-        out += [f"- rule: {f.rule}", ""]
-    if len(st.table):
-        out += ["## Quantization sweeps", "",
-                "Post-training quantization of float zoo models (`qrobench sweep`), each point evaluated "
-                "with one battery on the first n test points; drops are against the float point of the same "
-                "sweep. LGMP's average bits may fall just under the budget. \"(chance)\": clean accuracy "
-                "indistinguishable from 10 % guessing: the model has collapsed and its worst case only counts "
-                "points its near-constant answer happens to fit.", ""]
-        cols = [("source", "model"), ("method", "method"), ("bits", "budget"), ("avg_bits", "avg bits"),
-                ("clean_pct", "clean %"), ("worst_case_pct", "worst case %"), ("clean_rel_drop_pct", "clean lost %"),
-                ("worst_drop_pp", "worst drop pp"), ("sparsity_pct", "sparsity %"), ("n", "n"), ("attacks", "attacks")]
-        rows = []
-        for _, r in st.table.iterrows():
-            clean = _fmt(r["clean_pct"]) + (" (chance)" if r["at_chance"] else "")
-            rows.append([r["source"], r["method"], str(int(r["bits"])), _fmt(r["avg_bits"], 2), clean,
-                         f"{_fmt(r['worst_case_pct'])} [{_fmt(r['worst_lo'])}, {_fmt(r['worst_hi'])}]",
-                         _fmt(r.get("clean_rel_drop_pct")), _fmt(r.get("worst_drop_pp")), _fmt(r["sparsity_pct"]),
-                         str(int(r["n"])), r["attacks"] + (" (cascade)" if r["cascade"] else "")])
-        from tabulate import tabulate
-
-        out += [tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True), ""]
-    if len(st.fullset):
-        from tabulate import tabulate
-
-        out += ["## The full test set", "",
-                "Runs on all 10,000 test points (`results/fullset`, shards merged) beside the first 1,000 the "
-                "zoo uses: the worst case over the run's attacks on all points (95 % Wilson interval), on the "
-                "same run's first 1,000, the spread over its ten blocks of 1,000, and the zoo's n = 1,000 "
-                "result over the same attacks (a separate run, possibly on another device).", ""]
-        rows = [[r["model"], r["attacks"], str(int(r["n"])), f"{_fmt(r['clean_pct'])} / {_fmt(r['clean_first_pct'])}",
-                 f"{_fmt(r['worst_pct'])} [{_fmt(r['worst_lo'])}, {_fmt(r['worst_hi'])}]", _fmt(r["worst_first_pct"]),
-                 f"{_fmt(r['block_min_pct'])}–{_fmt(r['block_max_pct'])}", _fmt(r["zoo_worst_pct"]),
-                 _fmt(r["worst_first_pct"] - r["worst_pct"]), r["device"]] for _, r in st.fullset.iterrows()]
-        out += [tabulate(rows, headers=["model", "attacks", "n", "clean % all / first 1,000", "worst case % (all)",
-                                        "first 1,000", "blocks of 1,000", "zoo (n = 1,000)",
-                                        "first 1,000 − all (pp)", "device"],
-                         tablefmt="github", disable_numparse=True), ""]
-    layer_rows = per_layer_rows(st)
-    if layer_rows:
-        from tabulate import tabulate
-
-        out += ["## Where the zeros sit (per layer)", "",
-                "Per quantized conv of the trade-off models and their controls (`qrobench weights`): sparsity, "
-                "zero input channels, and how empty the emptiest input channel is.", ""]
-        for headers, rows in layer_rows:
-            out += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
-    return out
-
-
-def html_sections(st: Studies) -> str:
-    import html
-
-    parts = ["<h2>Findings</h2>", '<p class="note">Generated from the result files; each verdict names its '
-             "evidence and rule.</p>"]
-    for i, f in enumerate(st.findings, start=1):
-        items = "".join(f"<li>{html.escape(e)}</li>" for e in f.evidence)
-        parts += [f"<p><b>{i}. {html.escape(f.claim)}</b> ({html.escape(f.source)}) — verdict: "
-                  f"<b>{html.escape(f.verdict)}</b></p>", f"<ul>{items}<li>rule: {html.escape(f.rule)}</li></ul>"]
-    if len(st.table):
-        cols = ["source", "method", "bits", "avg_bits", "clean_pct", "at_chance", "worst_case_pct", "worst_lo", "worst_hi",
-                "clean_rel_drop_pct", "worst_drop_pp", "sparsity_pct", "n", "attacks"]
-        t = st.table[[c for c in cols if c in st.table]]
-        parts += ["<h2>Quantization sweeps</h2>", '<div class="wrap">',
-                  t.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
-    if len(st.fullset):
-        parts += ["<h2>The full test set</h2>", '<div class="wrap">',
-                  st.fullset.drop(columns=["file"]).to_html(index=False, float_format=lambda v: f"{v:.2f}",
-                                                            na_rep="—", border=0), "</div>"]
-    layer_rows = per_layer_rows(st)
-    if layer_rows:
-        parts.append("<h2>Where the zeros sit (per layer)</h2>")
-    for headers, rows in layer_rows:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        parts += ['<div class="wrap"><table><thead><tr>', head, "</tr></thead><tbody>", body, "</tbody></table></div>"]
-    return "\n".join(parts)
-
-
-def pair_models(st: Studies) -> list[str]:
-    names = sorted(m for m in st.weights if m.endswith("-tradeoff"))
-    out = []
-    for n in names:
-        out += [n, n[: -len("-tradeoff")]]
-    return [m for m in out if m in st.weights]
-
-
-def layer_groups(st: Studies) -> list[list[str]]:
-    """The pair models grouped by architecture (the same quantized convs, by name): a table or plot
-    panel per group, so that no layer is shown beside another network's layer of the same index."""
-    groups: dict[tuple, list[str]] = {}
-    for m in pair_models(st):
-        groups.setdefault(tuple(ly["layer"] for ly in st.weights[m]["layers"]), []).append(m)
-    return list(groups.values())
-
-
-def per_layer_rows(st: Studies) -> list[tuple[list[str], list[list[str]]]]:
-    """One (headers, rows) table per architecture group."""
-    tables = []
-    for models in layer_groups(st):
-        first = st.weights[models[0]]["layers"]
-        headers = ["layer", "C_in"] + [f"{m} sparsity % / zero ch / emptiest ch %" for m in models]
-        rows = []
-        for i, layer in enumerate(first):
-            row = [layer["layer"], str(layer["channels"])]
-            for m in models:
-                x = st.weights[m]["layers"][i]
-                row.append(f"{100 * x['sparsity']:.1f} / {x['zero_channels']} / {100 * x['max_channel_zero_frac']:.0f}")
-            rows.append(row)
-        tables.append((headers, rows))
-    return tables
-
-
-def _records(table: pd.DataFrame) -> list[dict]:
-    """Rows as JSON-ready dicts (NaN -> null)."""
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
-            for rec in table.to_dict(orient="records")]
-
-
-def json_doc(st: Studies) -> dict:
-    return {"findings": [f.as_dict() for f in st.findings], "sweeps": _records(st.table),
-            "fullset": _records(st.fullset)}

@@ -1,0 +1,126 @@
+"""Layer 1 of the studies: the numbers, gathered from the result files and nothing else.
+
+Kept apart from the verdicts (findings.py) and the text (render.py) so that a number can be
+checked, plotted or tabled without deciding anything about it, and so that a finding can only
+ever read what is here.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...engine.results import Result, read_result
+from ..stats import wilson
+
+SWEEPS_DIR, WEIGHTS_DIR, FULLSET_DIR = "sweeps", "weights", "fullset"
+BLOCK = 1000  # the zoo's n: the full test set is compared block by block of this size
+NATURAL_SUFFIX = "-natural"
+CHANCE = 0.1  # CIFAR-10: ten classes
+
+
+def at_chance(r: Result) -> bool:
+    """Clean accuracy indistinguishable from guessing (its Wilson interval holds 1/10): a collapsed
+    model, whose "robust accuracy" only counts the points its constant answer happens to fit."""
+    lo, hi = wilson(r.clean_acc, r.n)
+    return bool(lo <= CHANCE <= hi)
+
+
+
+def read_sweeps(root: Path) -> dict[str, list[Result]]:
+    """Sweep points by source model, float first: every sweep rule compares against that point.
+    Unmerged shards are left out, as their merged file holds the same points."""
+    out: dict[str, list[Result]] = {}
+    folder = root / SWEEPS_DIR
+    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+        r = read_result(path)
+        if r.sweep is None or r.shard is not None:
+            continue
+        out.setdefault(r.sweep["source"], []).append(r)
+    for points in out.values():
+        points.sort(key=lambda r: (r.sweep["method"] != "float", r.sweep["method"], r.sweep["bits_budget"]))
+    return out
+
+
+def float_point(points: list[Result]) -> Result | None:
+    return next((r for r in points if r.sweep["method"] == "float"), None)
+
+
+def sweep_table(sweeps: dict[str, list[Result]]) -> pd.DataFrame:
+    """One row per sweep point, with its drops against the float point only when both were
+    measured on the same n (otherwise the difference would mix two samples)."""
+    rows = []
+    for source, points in sweeps.items():
+        base = float_point(points)
+        for r in points:
+            lo, hi = wilson(r.worst_case_acc, r.n)
+            row = {"source": source, "method": r.sweep["method"], "bits": r.sweep["bits_budget"],
+                   "avg_bits": r.sweep["avg_bits"], "n": r.n, "attacks": ",".join(r.attacks),
+                   "cascade": bool(r.cascade), "clean_pct": 100 * r.clean_acc, "at_chance": at_chance(r),
+                   "worst_case_pct": 100 * r.worst_case_acc, "worst_lo": 100 * lo, "worst_hi": 100 * hi,
+                   "sparsity_pct": 100 * (r.sparsity or 0.0)}
+            if base is not None and base.n == r.n:
+                row["clean_drop_pp"] = 100 * (base.clean_acc - r.clean_acc)
+                row["clean_rel_drop_pct"] = 100 * (1 - r.clean_acc / base.clean_acc) if base.clean_acc else math.nan
+                row["worst_drop_pp"] = 100 * (base.worst_case_acc - r.worst_case_acc)
+                row["worst_rel_drop_pct"] = (100 * (1 - r.worst_case_acc / base.worst_case_acc)
+                                             if base.worst_case_acc > 0 else math.nan)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def by_bits(points: list[Result], method: str) -> dict[int, Result]:
+    """One method's points by bit budget, the unit at which two sweeps are compared."""
+    return {r.sweep["bits_budget"]: r for r in points if r.sweep["method"] == method}
+
+
+# -- the full test set ----------------------------------------------------------------------
+
+def fullset_table(root: Path, zoo: dict[str, Result]) -> pd.DataFrame:
+    """How far the zoo's first 1,000 points are from the whole test set: per merged run under
+    ``results/fullset``, the worst case over its attacks on all points, on its own first 1,000,
+    per block of 1,000, and the zoo's n = 1,000 result over the same attacks."""
+    rows = []
+    folder = root / FULLSET_DIR
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        r = read_result(path)
+        if r.shard is not None or not r.has_outcomes or r.first_index != 0 or r.n < 2 * BLOCK:
+            continue
+        worst = r.point_scores()
+        clean = np.mean(np.stack(r.masks("clean")), 0)
+        blocks = [100 * worst[i:i + BLOCK].mean() for i in range(0, r.n - BLOCK + 1, BLOCK)]
+        lo, hi = wilson(float(worst.mean()), r.n)
+        row = {"model": r.model, "attacks": ",".join(r.attacks), "n": r.n, "device": r.device,
+               "clean_pct": 100 * clean.mean(), "clean_first_pct": 100 * clean[:BLOCK].mean(),
+               "worst_pct": 100 * worst.mean(), "worst_lo": 100 * lo, "worst_hi": 100 * hi,
+               "worst_first_pct": blocks[0], "block_min_pct": min(blocks), "block_max_pct": max(blocks),
+               "zoo_worst_pct": math.nan, "file": str(path.relative_to(root))}
+        for a in r.attacks:
+            row[f"{a}_pct"] = 100 * float(np.mean(np.stack(r.masks(a)), 0).mean())
+        z = zoo.get(r.model)
+        if z is not None and z.has_outcomes and z.first_index == 0 and all(a in z.attacks for a in r.attacks):
+            row["zoo_worst_pct"] = 100 * float(z.point_scores(list(r.attacks)).mean())
+            row["zoo_n"] = z.n
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pair_models(weights: dict[str, dict]) -> list[str]:
+    """Trade-off models beside their controls: the only pairs whose per-layer zeros are compared."""
+    names = sorted(m for m in weights if m.endswith("-tradeoff"))
+    out = []
+    for n in names:
+        out += [n, n[: -len("-tradeoff")]]
+    return [m for m in out if m in weights]
+
+
+def layer_groups(weights: dict[str, dict]) -> list[list[str]]:
+    """The pair models grouped by architecture (the same quantized convs, by name): a table or plot
+    panel per group, so that no layer is shown beside another network's layer of the same index."""
+    groups: dict[tuple, list[str]] = {}
+    for m in pair_models(weights):
+        groups.setdefault(tuple(ly["layer"] for ly in weights[m]["layers"]), []).append(m)
+    return list(groups.values())
