@@ -25,7 +25,7 @@ from .leaderboard import (
 )
 from .plots import write_plots, write_study_plots
 from .render import to_csv, to_json, to_markdown
-from .studies import Studies, collect_studies, html_sections, json_doc, markdown_sections
+from .studies import Studies, collect_studies
 from .summary import RunsSummary, summarize_runs
 
 OUTPUT_STEM = "leaderboard"
@@ -49,14 +49,15 @@ def collect_leaderboard(results_dir="results", zoo_dir=None, eps: float = LEADER
     results = find_results(root)
     cards, invalid = read_cards(zoo_dir)
     refs = find_reported(root) if reported else []
-    table = build_table(results, cards, refs, eps=eps, root=root)
+    sel = select(results, cards, eps)  # the one selection pass every output below reads
+    table = build_table(sel, cards, refs, root=root)
     table = filter_table(sort_table(table, sort), filters)
-    summary = summarize_runs(results, cards, eps, invalid, root=root)
-    models, curves = model_table(results, cards, root), eps_curves(results, cards)
+    summary = summarize_runs(results, sel, cards, invalid, root=root)
+    models, curves = model_table(sel, cards, root), eps_curves(sel)
     if filters:  # the plots show the rows the filters kept
         keep = set(table["model"])
         models, curves = models[models["model"].isin(keep)], curves[curves["model"].isin(keep)]
-    studies = collect_studies(root, {rf.model: rf.result for rf in select(results, cards, eps)}, cards)
+    studies = collect_studies(root, {rf.model: rf.result for rf in sel.rows}, cards)
     return Leaderboard(table, curves, models, summary, len(results), studies)
 
 
@@ -77,11 +78,11 @@ def write_leaderboard(results_dir="results", output_dir=None, zoo_dir=None, eps:
         lb.files += paths
     lb.files += [
         atomic_write_text(out / f"{OUTPUT_STEM}.md", to_markdown(lb.table, lb.summary, eps, sort, drawn, lb.n_files,
-                                                                  markdown_sections(st) if st else None)),
+                                                                  st)),
         atomic_write_text(out / f"{OUTPUT_STEM}.csv", to_csv(lb.table)),
         atomic_write_text(out / f"{OUTPUT_STEM}.json", to_json(lb.table, lb.summary, eps, sort, filters, lb.curves,
-                                                              json_doc(st) if st else None)),
+                                                              st)),
         atomic_write_text(out / f"{OUTPUT_STEM}.html", to_html(lb.table, lb.summary, eps, sort, drawn, lb.n_files,
-                                                              html_sections(st) if st else "")),
+                                                              st)),
     ]
     return lb

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..engine.results import Result, is_result_dict
 from ..errors import ModelCardError, QrobenchError
+from ..protocol import DEFAULT_DATASET, DEFAULT_THREAT_MODEL
 from ..zoo.card import ModelCard
 
 REPORTED_SCHEMA = "qrobench-reported-v1"
@@ -118,36 +120,98 @@ def same_eps(a: float, b: float) -> bool:
 
 
 def pick_one(results: list[ResultFile], cards: dict[str, ModelCard]) -> ResultFile:
-    """Of several results for one model and ε: up to date first, then most points, then the
+    """Of several results for one key: up to date first, then most points, then the
     largest battery (the strongest worst case), then the newest."""
     return max(results, key=lambda r: (not is_stale(r, cards), int(r.result.n), len(r.result.robust_acc),
                                        str(r.result.timestamp or ""), str(r.path)))
 
 
-def select(results: list[ResultFile], cards: dict[str, ModelCard], eps: float) -> list[ResultFile]:
-    """One result per model at ``eps`` (see :func:`pick_one`), ordered by model name."""
-    by_model: dict[str, list[ResultFile]] = {}
-    for r in results:
-        if same_eps(r.result.eps, eps):
-            by_model.setdefault(r.model, []).append(r)
-    return [pick_one(rs, cards) for _, rs in sorted(by_model.items())]
+class ResultKey(NamedTuple):
+    """What makes two results measurements of the same thing. A result at another threat model
+    or on another data set is a different number, never a rival for the same cell."""
+
+    model: str
+    threat_model: str
+    eps: float
+    dataset: str
 
 
-def pick_per_eps(results: list[ResultFile], cards: dict[str, ModelCard]) -> dict[tuple[str, float], ResultFile]:
-    """One result per (model, ε) among those with attacks (see :func:`pick_one`), in (model, ε) order."""
-    groups: dict[tuple[str, float], list[ResultFile]] = {}
+def key_of(r: ResultFile) -> ResultKey:
+    d = r.result
+    return ResultKey(r.model, d.threat_model, float(d.eps), d.dataset)
+
+
+def _same_key(a: ResultKey, b: ResultKey) -> bool:
+    return (a.model, a.threat_model, a.dataset) == (b.model, b.threat_model, b.dataset) and same_eps(a.eps, b.eps)
+
+
+def select_per_key(results: list[ResultFile], cards: dict[str, ModelCard],
+                   with_attacks: bool = False) -> dict[ResultKey, ResultFile]:
+    """The one selection pass: one result per (model, threat model, ε, dataset) by :func:`pick_one`,
+    in key order. Every report reads its rows from here so that the table, the summary, the ε
+    curves and the Findings all speak of the same file. ``with_attacks``: only results that
+    measured attacks compete (a curve point needs a worst case; a clean-only run has none)."""
+    groups: dict[ResultKey, list[ResultFile]] = {}
     for r in results:
-        if not r.result.robust_acc:
+        if with_attacks and not r.result.robust_acc:
             continue
-        key = next((k for k in groups if k[0] == r.model and same_eps(k[1], r.result.eps)),
-                   (r.model, float(r.result.eps)))
-        groups.setdefault(key, []).append(r)
-    return {key: pick_one(rs, cards) for key, rs in sorted(groups.items())}
+        k = key_of(r)
+        k = next((g for g in groups if _same_key(g, k)), k)  # ε within EPS_TOL is one ε
+        groups.setdefault(k, []).append(r)
+    return {k: pick_one(rs, cards) for k, rs in sorted(groups.items())}
 
 
-def worst_case_curves(picked: dict[tuple[str, float], ResultFile]) -> dict[str, dict[float, float]]:
-    """model → (ε → worst case), from :func:`pick_per_eps`: the ε curves the diagnostics read."""
+def at_eps(picked: dict[ResultKey, ResultFile], eps: float, threat_model: str = DEFAULT_THREAT_MODEL,
+           dataset: str = DEFAULT_DATASET) -> list[ResultFile]:
+    """The selected results of one (threat model, ε, dataset) slice, by model name: one table."""
+    return [r for k, r in picked.items()
+            if k.threat_model == threat_model and k.dataset == dataset and same_eps(k.eps, eps)]
+
+
+@dataclass
+class Selection:
+    """The selection pass's output, computed once per build and handed to every consumer."""
+
+    per_key: dict[ResultKey, ResultFile]  # one per (model, threat model, ε, dataset)
+    with_attacks: dict[ResultKey, ResultFile]  # the same among results that measured attacks
+    rows: list[ResultFile]  # the table's slice: one per model at (threat model, ε, dataset), by name
+    eps: float
+    threat_model: str = DEFAULT_THREAT_MODEL
+    dataset: str = DEFAULT_DATASET
+    cards: dict[str, ModelCard] = field(default_factory=dict)
+
+    def curves(self) -> dict[str, dict[float, float]]:
+        """model → (ε → worst case) in the table's threat model and data set."""
+        return worst_case_curves(self.with_attacks, self.threat_model, self.dataset)
+
+    def per_model(self) -> list[ResultFile]:
+        """One result per model whatever the key, for properties of the weights (sparsity, size),
+        which no attack budget changes; the best of the per-key picks is the best of all."""
+        by_model: dict[str, list[ResultFile]] = {}
+        for k, r in self.per_key.items():
+            by_model.setdefault(k.model, []).append(r)
+        return [pick_one(rs, self.cards) for _, rs in sorted(by_model.items())]
+
+
+def select(results: list[ResultFile], cards: dict[str, ModelCard], eps: float,
+           threat_model: str = DEFAULT_THREAT_MODEL, dataset: str = DEFAULT_DATASET) -> Selection:
+    """Run the selection pass once for a leaderboard at (threat model, ε, dataset)."""
+    per_key = select_per_key(results, cards)
+    return Selection(per_key, select_per_key(results, cards, with_attacks=True),
+                     at_eps(per_key, eps, threat_model, dataset), eps, threat_model, dataset, cards)
+
+
+def pick_per_eps(results: list[ResultFile], cards: dict[str, ModelCard]) -> dict[ResultKey, ResultFile]:
+    """One result with attacks per key (see :func:`select_per_key`); kept for ``qrobench diagnose``."""
+    return select_per_key(results, cards, with_attacks=True)
+
+
+def worst_case_curves(picked: dict[ResultKey, ResultFile], threat_model: str = DEFAULT_THREAT_MODEL,
+                      dataset: str = DEFAULT_DATASET) -> dict[str, dict[float, float]]:
+    """model → (ε → worst case) within one threat model and data set: the ε curves the
+    diagnostics read (a curve across two threat models would compare unlike budgets)."""
     curves: dict[str, dict[float, float]] = {}
-    for (model, eps), r in picked.items():
-        curves.setdefault(model, {})[eps] = r.result.worst_case_acc
+    for k, r in picked.items():
+        if k.threat_model == threat_model and k.dataset == dataset:
+            curves.setdefault(k.model, {})[k.eps] = r.result.worst_case_acc
     return curves

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from .._version import __version__
-from .render import (
-    NOTE_REPORTED,
-    compact_columns,
-    display_cell,
-    display_columns,
-    flag_lines,
-    protocol_line,
-)
+from .columns import NUMBER, RECIPE_WIDTH, Column, data_key, missing, view
+from .outline import OUTLINE, Section
+from .render import NOTE_REPORTED, Document, flag_lines, protocol_line, studies_section
+from .studies import Studies
+from .studies import render as studies_render
 from .summary import RunsSummary
 
 _CSS = """
@@ -64,34 +60,25 @@ _JS = """
 })();
 """
 
-NUMERIC_KEYS = {"rank", "group", "ensemble", "bits", "train_h", "size_kb", "compression", "n"}
+_TITLE = next(s.title for s in OUTLINE if s.key == "intro")
 HTML_RECIPE_WIDTH = 40  # the full recipe is the cell's tooltip
 
 
 def _sort_value(row: pd.Series, key: str) -> str:
-    col = f"{key}_pct" if f"{key}_pct" in row.index else key
-    v = row.get(col)
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return str(v)
+    v = row.get(key)
+    return "" if missing(v) else str(v)
 
 
-def _cell(row: pd.Series, key: str) -> str:
-    text = display_cell(row, key, width=HTML_RECIPE_WIDTH)
-    numeric = key in NUMERIC_KEYS or f"{key}_pct" in row.index
-    attrs = f' class="num" data-v="{html.escape(_sort_value(row, key))}"' if numeric else \
-        f' data-v="{html.escape(str(row.get(key, "")))}"'
-    if key == "recipe":
-        attrs += f' title="{html.escape(str(row.get("recipe", "")))}"'
-    if key == "flags" and row.get("diagnosis"):
-        attrs += f' title="{html.escape(str(row["diagnosis"]))}"'
-    body = html.escape(text)
-    if key == "model":
-        body = html.escape(str(row["model"]))
-        if row.get("status") == "reported":
-            body += '<span class="badge">reported</span>'
-        if row.get("stale"):
-            body += '<span class="badge stale">stale</span>'
+def _cell(row: pd.Series, col: Column, name: str) -> str:
+    text = col.cell(row, name, HTML_RECIPE_WIDTH)
+    if col.kind == NUMBER:
+        attrs = f' class="num" data-v="{html.escape(_sort_value(row, data_key(col, name)))}"'
+    else:
+        attrs = f' data-v="{html.escape(str(row.get(name, "")))}"'
+    title = col.title(row) if col.title is not None else None
+    if title is not None:
+        attrs += f' title="{html.escape(title)}"'
+    body = col.html(row) if col.html is not None else html.escape(text)
     return f"<td{attrs}>{body}</td>"
 
 
@@ -100,48 +87,82 @@ def _img(path: Path, name: str) -> str:
     return f'<img alt="{html.escape(name)}" title="{html.escape(name)}" src="data:image/png;base64,{data}">'
 
 
-def to_html(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str,
-            plots: dict | None = None, n_files: int = 0, studies: str = "") -> str:
-    cols = display_columns(df)
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in cols)
+def _intro(doc: Document, s: Section) -> list[str]:
+    return [f"<h1>{html.escape(s.title)}</h1>",
+            f'<p class="note">{html.escape(protocol_line(doc.table, doc.eps, doc.sort))} Click a column header '
+            "to sort.</p>"]
+
+
+def _tables(doc: Document, s: Section) -> list[str]:
+    df = doc.table
+    if not len(df):
+        return ['<p class="note">No results at this ε yet.</p>']
+    attacks = df.attrs.get("attacks", [])
+    compact, full = view("compact", attacks), view("full", attacks)
+    compact_rows = ["<tr>" + "".join(f"<td>{html.escape(col.cell(r, name, RECIPE_WIDTH))}</td>"
+                                     for col, name, _ in compact) + "</tr>" for _, r in df.iterrows()]
     body = []
     for _, r in df.iterrows():
         cls = "reported" if r.get("status") == "reported" else ("stale" if r.get("stale") else "")
-        body.append(f'<tr class="{cls}">' + "".join(_cell(r, k) for k, _ in cols) + "</tr>")
+        body.append(f'<tr class="{cls}">' + "".join(_cell(r, col, name) for col, name, _ in full) + "</tr>")
+    return ['<div class="wrap"><table class="compact"><thead><tr>',
+            "".join(f"<th>{html.escape(h)}</th>" for _, _, h in compact), "</tr></thead><tbody>", *compact_rows,
+            "</tbody></table></div>", f"<h2>{html.escape(s.title)}</h2>",
+            '<div class="wrap"><table id="leaderboard"><thead><tr>',
+            "".join(f"<th>{html.escape(h)}</th>" for _, _, h in full), "</tr></thead><tbody>", *body,
+            "</tbody></table></div>"]
+
+
+def _flags(doc: Document, s: Section) -> list[str]:
+    flags = flag_lines(doc.table) if len(doc.table) else []
+    if not flags:
+        return []
+    items = "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>" for f, text in flags)
+    return [f"<h2>{html.escape(s.title)}</h2>", '<p class="note">Hover a row\'s flags for the measured reason '
+            "(<code>qrobench diagnose --model NAME</code> prints the full report).</p>", f"<ul>{items}</ul>"]
+
+
+def _reported(doc: Document, s: Section) -> list[str]:
+    return [f'<p class="note">{html.escape(NOTE_REPORTED)}</p>'] if (doc.table["status"] == "reported").any() else []
+
+
+def _stale(doc: Document, s: Section) -> list[str]:
+    return []  # the page marks each stale row with a badge instead
+
+
+def _built(doc: Document, s: Section) -> list[str]:
+    return [f'<p class="note">Built by qrobench {html.escape(__version__)} from {doc.n_files} result file(s).</p>']
+
+
+def _summary(doc: Document, s: Section) -> list[str]:
+    if doc.summary is None:
+        return []
+    items = "".join(f"<li>{html.escape(line.strip().lstrip('- '))}</li>" for line in doc.summary.lines())
+    return [f"<h2>{html.escape(s.title)}</h2>", f"<ul>{items}</ul>"]
+
+
+def _plots(doc: Document, s: Section) -> list[str]:
+    if not doc.plots:
+        return []
+    return [f"<h2>{html.escape(s.title)}</h2>", '<div class="plots">',
+            *[_img(paths[0], name) for name, paths in doc.plots.items()], "</div>"]
+
+
+HTML_SECTIONS = {
+    "intro": _intro, "tables": _tables, "flags": _flags, "reported": _reported, "stale": _stale,
+    "built": _built, "summary": _summary, **{k: studies_section(studies_render.HTML) for k in studies_render.HTML},
+    "plots": _plots,
+}
+
+
+def to_html(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str,
+            plots: dict | None = None, n_files: int = 0, studies: Studies | None = None) -> str:
+    doc = Document(df, summary, eps, sort, plots, n_files, studies)
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>qrobench leaderboard</title>", f"<style>{_CSS}</style></head><body>",
-        "<h1>qrobench leaderboard</h1>",
-        f'<p class="note">{html.escape(protocol_line(df, eps, sort))} Click a column header to sort.</p>',
+        f"<title>{html.escape(_TITLE)}</title>", f"<style>{_CSS}</style></head><body>",
     ]
-    if body:
-        compact = compact_columns(df)
-        rows = ["<tr>" + "".join(f"<td>{html.escape(display_cell(r, k))}</td>" for k, _ in compact) + "</tr>"
-                for _, r in df.iterrows()]
-        parts += ['<div class="wrap"><table class="compact"><thead><tr>',
-                  "".join(f"<th>{html.escape(h)}</th>" for _, h in compact), "</tr></thead><tbody>", *rows,
-                  "</tbody></table></div>", "<h2>All columns</h2>",
-                  '<div class="wrap"><table id="leaderboard"><thead><tr>', head, "</tr></thead><tbody>",
-                  *body, "</tbody></table></div>"]
-    else:
-        parts.append('<p class="note">No results at this ε yet.</p>')
-    flags = flag_lines(df) if len(df) else []
-    if flags:
-        items = "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>" for f, text in flags)
-        parts += ["<h2>Flags</h2>", '<p class="note">Hover a row\'s flags for the measured reason '
-                  "(<code>qrobench diagnose --model NAME</code> prints the full report).</p>", f"<ul>{items}</ul>"]
-    if (df["status"] == "reported").any():
-        parts.append(f'<p class="note">{html.escape(NOTE_REPORTED)}</p>')
-    parts.append(f'<p class="note">Built by qrobench {html.escape(__version__)} from {n_files} '
-                 "result file(s).</p>")
-    if summary is not None:
-        items = "".join(f"<li>{html.escape(line.strip().lstrip('- '))}</li>" for line in summary.lines())
-        parts += ["<h2>Runs summary</h2>", f"<ul>{items}</ul>"]
-    if studies:
-        parts.append(studies)
-    if plots:
-        parts += ["<h2>Plots</h2>", '<div class="plots">',
-                  *[_img(paths[0], name) for name, paths in plots.items()], "</div>"]
+    parts += [part for s in OUTLINE for part in HTML_SECTIONS[s.key](doc, s)]
     parts += [f"<script>{_JS}</script>", "</body></html>", ""]
     return "\n".join(parts)

@@ -10,30 +10,30 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import pandas as pd
 
 from ..engine.diagnostics import findings_of
 from ..engine.diagnostics import flags as diagnostic_flags
 from ..errors import QrobenchError
-from ..protocol import AUTOATTACK, AUTOATTACK_RAND, LEADERBOARD_EPS, precision_bits
-from .collect import (
-    ResultFile,
-    is_stale,
-    pick_one,
-    pick_per_eps,
-    same_eps,
-    select,
-    worst_case_curves,
+from ..protocol import AUTOATTACK, AUTOATTACK_RAND
+from .collect import ResultFile, Selection, is_stale, same_eps
+from .columns import (
+    ASCENDING_BY_DEFAULT,
+    INTERNAL_KEYS,
+    NOT_ATTACKS,
+    TEXT_KEYS,
+    Measured,
+    data_keys,
+    make_row,
+    pct,
 )
 from .stats import result_intervals, significance_groups
 
 # Column order for attacks: the battery's order, then anything else alphabetically.
 ATTACK_ORDER = ("fgsm", "pgd20", "ifgsm20", "cw", "cw-paper", "apgd-ce", "apgd-t", "fab-t", "square",
                 "aa", "aa-rand", "eot-pgd20", "transfer")
-TEXT_KEYS = ("model", "status", "architecture", "precision", "recipe", "loss", "flags", "version", "source")
-ASCENDING_BY_DEFAULT = {"model", "status", "architecture", "precision", "bits", "recipe", "loss",
-                        "size_kb", "flags", "version", "source"}
 DEFAULT_SORT = "worst_case"
 _FILTER = re.compile(r"^\s*([A-Za-z0-9_.-]+?)\s*(<=|>=|!=|==|=|<|>|~)\s*(.*?)\s*$")
 
@@ -56,28 +56,15 @@ def loss_of(model: str, recipe: str | None) -> str:
     return "other"
 
 
-def _pct(x) -> float:
-    return 100.0 * float(x) if isinstance(x, (int, float)) else math.nan
-
-
 def attack_columns(names) -> list[str]:
     names = set(names)
     return [a for a in ATTACK_ORDER if a in names] + sorted(names - set(ATTACK_ORDER))
 
 
-def _train_hours(card) -> float:
-    """Training wall time from the card (the budget behind the numbers), in hours."""
-    t = (getattr(card, "training", None) or {}).get("train_time_s")
-    return float(t) / 3600 if isinstance(t, (int, float)) else math.nan
-
-
-def _num(x) -> float:
-    return float(x) if isinstance(x, (int, float)) else math.nan
-
-
 def measured_row(r: ResultFile, cards: dict, root=None, curve: dict | None = None) -> dict:
-    d = r.result  # everything shown comes from the file (weight statistics were stored at run time)
-    card = cards.get(r.model)
+    """Everything shown comes from the file (weight statistics were stored at run time); the
+    flags add what the diagnostics and the staleness check find."""
+    d = r.result
     stale = is_stale(r, cards)
     findings = findings_of(d, curve)
     flags = list(d.flags)
@@ -86,83 +73,26 @@ def measured_row(r: ResultFile, cards: dict, root=None, curve: dict | None = Non
         flags.append("no-autoattack")
     if stale:
         flags.append("stale")
-    row = {
-        "model": r.model, "status": "measured", "architecture": d.architecture,
-        "ensemble": d.ensemble, "precision": d.precision,
-        "bits": _num(d.bits), "recipe": d.recipe or "",
-        "train_h": _train_hours(card),
-        "loss": loss_of(r.model, d.recipe),
-        "clean_pct": _pct(d.clean_acc), "clean_std_pct": _pct(d.std.clean_acc),
-        "worst_case_pct": _pct(d.worst_case_acc) if d.robust_acc else math.nan,
-        "worst_case_std_pct": _pct(d.std.worst_case_acc) if d.robust_acc else math.nan,
-        "sparsity_pct": _pct(d.sparsity), "channel_sparsity_pct": _pct(d.channel_sparsity),
-        "size_kb": _num(d.size_bytes) / 1024,
-        "compression": _num(d.compression),
-        "n": int(d.n), "eps": float(d.eps), "repeats": int(d.repeats),
-        "flags": ", ".join(flags), "stale": stale,
-        "version": d.qrobench_version,
-        "diagnosis": "; ".join(f"{f.check}: {f.reason}" for f in findings if f.status == "flag"),
-        "source": "measured", "card_sha256": d.card_sha256 or "",
-        "file": str(r.path.relative_to(root)) if root is not None else str(r.path),
-    }
-    for a, acc in d.robust_acc.items():
-        row[f"{a}_pct"] = _pct(acc)
-        row[f"{a}_std_pct"] = _pct(d.std.robust_acc.get(a))
-    _add_intervals(row, d)
-    return row
-
-
-def _add_intervals(row: dict, d) -> None:
-    """``<key>_lo_pct`` / ``<key>_hi_pct``: the 95 % interval of every accuracy (stats.py)."""
-    for key, (lo, hi) in result_intervals(d).items():
-        row[f"{key}_lo_pct"], row[f"{key}_hi_pct"] = _pct(lo), _pct(hi)
+    diagnosis = "; ".join(f"{f.check}: {f.reason}" for f in findings if f.status == "flag")
+    return make_row(Measured(r, cards.get(r.model), stale, flags, diagnosis, loss_of(r.model, d.recipe),
+                         result_intervals(d), root), "measured")
 
 
 def reported_row(rep: dict) -> dict:
-    # a published float model's size is its architecture's float32 size, stored beside the
-    # typed numbers (and checked against qrobench's own count by a test)
-    fp_size = rep["precision"] == "fp" and isinstance(rep.get("size_bytes"), int)
-    size_kb = rep["size_bytes"] / 1024 if fp_size else math.nan
-    compression = 1.0 if fp_size else math.nan
-    row = {
-        "model": rep["model"], "status": "reported", "architecture": rep["architecture"],
-        "ensemble": rep["ensemble"], "precision": rep["precision"],
-        "bits": precision_bits(rep["precision"]) or math.nan, "recipe": rep.get("recipe", ""),
-        "train_h": math.nan,
-        "loss": rep.get("loss", "adversarial"), "clean_pct": _pct(rep["clean_acc"]),
-        "clean_std_pct": math.nan, "worst_case_pct": math.nan, "worst_case_std_pct": math.nan,
-        "sparsity_pct": math.nan, "channel_sparsity_pct": _pct(rep.get("channel_sparsity")),
-        "size_kb": size_kb, "compression": compression,
-        "n": rep["n"] if isinstance(rep.get("n"), int) else pd.NA,
-        "eps": float(rep["eps"]) if rep.get("eps") is not None else math.nan, "repeats": 1,
-        "flags": ", ".join(["reported", *rep.get("flags", [])]), "stale": False, "version": "", "diagnosis": "",
-        "source": f"reported: {rep['source']}", "card_sha256": "",
-        "file": str(rep.get("path", "")),
-    }
-    for a, acc in rep["robust_acc"].items():
-        row[f"{a}_pct"] = _pct(acc)
-        row[f"{a}_std_pct"] = math.nan
-    return row
+    return make_row(rep, "reported")
 
 
-def build_table(results: list[ResultFile], cards: dict, reported: list[dict] = (),
-                eps: float = LEADERBOARD_EPS, root=None) -> pd.DataFrame:
-    """One row per model measured at ``eps`` plus the reported rows at that ε, unsorted."""
-    chosen = select(results, cards, eps)
-    curves = worst_case_curves(pick_per_eps(results, cards))
+def build_table(sel: Selection, cards: dict, reported: list[dict] = (), root=None) -> pd.DataFrame:
+    """One row per selected model at the selection's ε plus the reported rows at that ε, unsorted."""
+    chosen, eps = sel.rows, sel.eps
+    curves = sel.curves()
     rows = [measured_row(r, cards, root, curves.get(r.model)) for r in chosen]
     _add_groups(rows, chosen)
     rows += [reported_row(rep) for rep in reported if rep.get("eps") is None or same_eps(rep["eps"], eps)]
     attacks = attack_columns({k[:-4] for row in rows for k in row
                               if k.endswith("_pct") and not k.endswith(("_std_pct", "_lo_pct", "_hi_pct"))}
-                             - {"clean", "worst_case", "sparsity", "channel_sparsity"})
-    accs = ["clean", *attacks, "worst_case"]
-    cols = ["rank", "group", "model", "status", "architecture", "ensemble", "precision", "bits", "recipe", "train_h",
-            "loss", "clean_pct", *[f"{a}_pct" for a in attacks], "worst_case_pct", "sparsity_pct",
-            "channel_sparsity_pct", "size_kb", "compression", "n", "eps", "repeats", "flags", "version",
-            "source", "stale", "clean_std_pct", *[f"{a}_std_pct" for a in attacks], "worst_case_std_pct",
-            *[f"{a}_{side}_pct" for a in accs for side in ("lo", "hi")], "diagnosis", "card_sha256", "file"]
-    df = pd.DataFrame(rows, columns=cols)
+                             - NOT_ATTACKS)
+    df = pd.DataFrame(rows, columns=data_keys(attacks))
     df["group"] = df["group"].astype("Int64")
     df.attrs["attacks"] = attacks
     return df
@@ -182,14 +112,11 @@ def _add_groups(rows: list[dict], chosen: list[ResultFile]) -> None:
         rows[i]["group"] = g if g is not None else pd.NA
 
 
-def model_table(results: list[ResultFile], cards: dict, root=None) -> pd.DataFrame:
+def model_table(sel: Selection, cards: dict, root=None) -> pd.DataFrame:
     """One row per model over all its results, whatever the ε: for properties of the weights
     (sparsity, size), which do not depend on the attack budget."""
-    by_model: dict[str, list[ResultFile]] = {}
-    for r in results:
-        by_model.setdefault(r.model, []).append(r)
-    rows = [measured_row(pick_one(rs, cards), cards, root) for _, rs in sorted(by_model.items())]
-    return pd.DataFrame(rows) if rows else build_table([], cards)
+    rows = [measured_row(r, cards, root) for r in sel.per_model()]
+    return pd.DataFrame(rows) if rows else build_table(replace(sel, rows=[]), cards)
 
 
 def sort_column(df: pd.DataFrame, key: str) -> str:
@@ -197,7 +124,7 @@ def sort_column(df: pd.DataFrame, key: str) -> str:
         if cand in df.columns and not cand.endswith("_std_pct"):
             return cand
     valid = [c[:-4] if c.endswith("_pct") else c for c in df.columns
-             if not c.endswith("_std_pct") and c not in ("stale", "card_sha256", "file")]
+             if not c.endswith("_std_pct") and c not in INTERNAL_KEYS]
     raise QrobenchError(f"unknown column {key!r}; valid: {', '.join(valid)}")
 
 
@@ -252,12 +179,15 @@ def filter_table(df: pd.DataFrame, exprs) -> pd.DataFrame:
     return out
 
 
-def eps_curves(results: list[ResultFile], cards: dict) -> pd.DataFrame:
-    """Worst-case robust accuracy per model and ε (one result per pair), for the ε plot."""
+def eps_curves(sel: Selection) -> pd.DataFrame:
+    """Worst-case robust accuracy per model and ε in the table's threat model and data set (one
+    result per key), for the ε plot."""
     rows = []
-    for (model, eps), r in pick_per_eps(results, cards).items():
-        d = r.result
-        rows.append({"model": model, "eps": eps, "eps_255": eps * 255, "clean_pct": _pct(d.clean_acc),
-                     "worst_case_pct": _pct(d.worst_case_acc), "n": int(d.n), "precision": d.precision})
+    for k, r in sel.with_attacks.items():
+        if (k.threat_model, k.dataset) != (sel.threat_model, sel.dataset):
+            continue
+        d, model, eps = r.result, k.model, k.eps
+        rows.append({"model": model, "eps": eps, "eps_255": eps * 255, "clean_pct": pct(d.clean_acc),
+                     "worst_case_pct": pct(d.worst_case_acc), "n": int(d.n), "precision": d.precision})
     return pd.DataFrame(rows, columns=["model", "eps", "eps_255", "clean_pct", "worst_case_pct", "n",
                                        "precision"])

@@ -1,4 +1,5 @@
-"""Leaderboard renderers: Markdown (for the repository), CSV and JSON (for tools).
+"""Leaderboard renderers: Markdown (for the repository), CSV and JSON (for tools). The columns
+come from columns.py and the Markdown's sections from outline.py, shared with the HTML page.
 
 Outputs carry no timestamp, so regenerating the leaderboard from unchanged result files
 gives byte-identical files and a pull request shows only real changes.
@@ -7,44 +8,26 @@ gives byte-identical files and a pull request shows only real changes.
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 from tabulate import tabulate
 
 from .._version import __version__
 from ..engine.diagnostics import FLAG_HELP as DIAGNOSTIC_FLAGS
-from ..protocol import AUTOATTACK as AUTOATTACK_STANDARD
-from ..protocol import AUTOATTACK_RAND, eps_text
+from ..protocol import eps_text
+from .columns import RECIPE_WIDTH, data_keys, missing, view
+from .outline import OUTLINE, Section
+from .studies import Studies
+from .studies import render as studies_render
 from .summary import RunsSummary
 
-RECIPE_WIDTH = 60
 NOTE_REPORTED = ("Rows marked “reported” are published numbers typed from the paper named in the "
                  "source column, under that paper's protocol (I-FGSM-20 and the papers' weak C&W); "
                  "qrobench did not measure them, they have no worst case, and they are not ranked.")
 
 
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
-
-
-def _pct(v, std, repeats, lo=None, hi=None) -> str:
-    if _missing(v):
-        return "—"
-    s = f"{v:.2f}"
-    if not _missing(std) and repeats and repeats > 1:
-        s += f" ± {std:.2f}"
-    if not _missing(lo) and not _missing(hi):
-        s += f" [{lo:.1f}, {hi:.1f}]"
-    return s
-
-
-def _short(text: str, width: int = RECIPE_WIDTH) -> str:
-    text = str(text or "")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-AUTOATTACK = (AUTOATTACK_STANDARD, AUTOATTACK_RAND)  # the deterministic and the randomised model's
 FLAG_HELP = {
     **DIAGNOSTIC_FLAGS,
     "no-eot": "a randomised model measured without an EOT attack (eot-pgd20 or aa-rand)",
@@ -67,56 +50,7 @@ def flag_lines(df: pd.DataFrame) -> list[tuple[str, str]]:
     out = [(f, FLAG_HELP[f]) for f in FLAG_HELP if f in seen]
     out += [(f, "an attack met all-zero or non-finite input gradients on more than 5 % of points")
             for f in sorted(seen) if f.startswith("zero-gradients:")]
-    return out  # the deterministic and the randomised model's AutoAttack
-
-
-def compact_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(key, header) pairs of the table read at a glance (the full one follows it)."""
-    return [("rank", "rank"), ("group", "group"), ("model", "model"), ("bits", "bits"), ("size_kb", "size KB"),
-            ("clean", "clean %"), ("autoattack", "AutoAttack %"), ("worst_case", "worst case %"),
-            ("sparsity", "sparsity %"), ("channel_sparsity", "channel sparsity %"), ("flags", "flags")]
-
-
-def display_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(key, header) pairs of the human-facing table."""
-    attacks = df.attrs.get("attacks", [])
-    return [("rank", "rank"), ("group", "group"), ("model", "model"), ("source", "source"), ("architecture", "architecture"),
-            ("ensemble", "ensemble"), ("precision", "precision"), ("bits", "bits"), ("recipe", "recipe"),
-            ("train_h", "train h"), ("clean", "clean %"), *[(a, f"{a} %") for a in attacks], ("worst_case", "worst case %"),
-            ("sparsity", "sparsity %"), ("channel_sparsity", "channel sparsity %"), ("size_kb", "size KB"),
-            ("compression", "compression ×"), ("n", "n"), ("flags", "flags"), ("version", "qrobench")]
-
-
-def display_cell(row: pd.Series, key: str, width: int | None = RECIPE_WIDTH) -> str:
-    """The text of one cell as the Markdown and HTML tables show it."""
-    rep = row.get("repeats", 1)
-    if key == "autoattack":
-        key = next((a for a in AUTOATTACK if not _missing(row.get(f"{a}_pct"))), AUTOATTACK[0])
-        if _missing(row.get(f"{key}_pct")):
-            return "—"
-    if key in ("clean", "worst_case") or f"{key}_std_pct" in row.index:
-        return _pct(row.get(f"{key}_pct"), row.get(f"{key}_std_pct"), rep, row.get(f"{key}_lo_pct"),
-                    row.get(f"{key}_hi_pct"))
-    v = row.get(key)
-    if key in ("sparsity", "channel_sparsity"):
-        return _pct(row.get(f"{key}_pct"), None, 1)
-    if _missing(v):
-        return "—"
-    if key == "bits":
-        return f"{v:g}" if float(v).is_integer() else f"{v:.2f}"
-    if key == "size_kb":
-        return f"{v:.1f}"
-    if key == "train_h":
-        return f"{v:.2f}"
-    if key == "compression":
-        return f"{v:.1f}×"
-    if key in ("rank", "group", "n", "ensemble"):
-        return str(int(v))
-    if key == "model" and row.get("status") == "reported":
-        return f"{v} (reported)"
-    if key == "recipe" and width:
-        return _short(v, width)
-    return str(v)
+    return out
 
 
 def protocol_line(df: pd.DataFrame, eps: float, sort: str) -> str:
@@ -130,47 +64,97 @@ def protocol_line(df: pd.DataFrame, eps: float, sort: str) -> str:
             "above share a group; '—' where a result holds no per-point outcomes.")
 
 
-def _table(df: pd.DataFrame, cols) -> str:
-    rows = [[display_cell(r, k) for k, _ in cols] for _, r in df.iterrows()]
-    return tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True)
+@dataclass
+class Document:
+    """What every section of the outline may draw on, so one renderer signature serves them all."""
+
+    table: pd.DataFrame
+    summary: RunsSummary | None
+    eps: float
+    sort: str
+    plots: dict | None = None
+    n_files: int = 0
+    studies: Studies | None = None
+
+
+def _table(df: pd.DataFrame, which: str) -> str:
+    cols = view(which, df.attrs.get("attacks", []))
+    rows = [[col.cell(r, name, RECIPE_WIDTH) for col, name, _ in cols] for _, r in df.iterrows()]
+    return tabulate(rows, headers=[h for _, _, h in cols], tablefmt="github", disable_numparse=True)
+
+
+def _intro(doc: Document, s: Section) -> list[str]:
+    return [f"# {s.title}", "", protocol_line(doc.table, doc.eps, doc.sort), ""]
+
+
+def _tables(doc: Document, s: Section) -> list[str]:
+    df = doc.table
+    if not len(df):
+        return ["_No results at this ε yet: run `qrobench run` or `qrobench submit` first._", ""]
+    return [_table(df, "compact"), "", f"## {s.title}", "", _table(df, "full"), ""]
+
+
+def _flags(doc: Document, s: Section) -> list[str]:
+    flags = flag_lines(doc.table) if len(doc.table) else []
+    if not flags:
+        return []
+    out = [f"## {s.title}", ""] if s.markdown_heading else []
+    out += ["Flags (`qrobench diagnose` and the result records; a row's reasons are in the `diagnosis` "
+            "column of the CSV/JSON and the HTML tooltip):", ""]
+    return out + [f"- **{f}**: {text}" for f, text in flags] + [""]
+
+
+def _reported(doc: Document, s: Section) -> list[str]:
+    return [NOTE_REPORTED, ""] if (doc.table["status"] == "reported").any() else []
+
+
+def _stale(doc: Document, s: Section) -> list[str]:
+    df = doc.table
+    if "stale" in df and df["stale"].any():
+        return ["Rows flagged *stale* were measured on a checkpoint the zoo no longer holds.", ""]
+    return []
+
+
+def _built(doc: Document, s: Section) -> list[str]:
+    return [f"Built by qrobench {__version__} from {doc.n_files} result file(s); CSV, JSON and a sortable "
+            "HTML page sit beside this file.", ""]
+
+
+def _summary(doc: Document, s: Section) -> list[str]:
+    return [f"## {s.title}", "", *doc.summary.lines(), ""] if doc.summary is not None else []
+
+
+def _plots(doc: Document, s: Section) -> list[str]:
+    if not doc.plots:
+        return []
+    return [f"## {s.title}", "", *[f"![{name}](plots/{name}.png)" for name in doc.plots], ""]
+
+
+def studies_section(renderers: dict) -> Callable[[Document, Section], list[str]]:
+    """A study's section in one back-end: nothing when the build has no studies."""
+    return lambda doc, s: renderers[s.key](doc.studies, s.title) if doc.studies is not None else []
+
+
+MARKDOWN_SECTIONS: dict[str, Callable[[Document, Section], list[str]]] = {
+    "intro": _intro, "tables": _tables, "flags": _flags, "reported": _reported, "stale": _stale,
+    "built": _built, "summary": _summary, **{k: studies_section(studies_render.MARKDOWN) for k in studies_render.MARKDOWN},
+    "plots": _plots,
+}
 
 
 def to_markdown(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str,
-                plots: dict | None = None, n_files: int = 0, sections: list[str] | None = None) -> str:
-    out = ["# qrobench leaderboard", "", protocol_line(df, eps, sort), ""]
-    if len(df):
-        out += [_table(df, compact_columns(df)), "", "## All columns", "", _table(df, display_columns(df)), ""]
-    else:
-        out += ["_No results at this ε yet: run `qrobench run` or `qrobench submit` first._", ""]
-    flags = flag_lines(df) if len(df) else []
-    if flags:
-        out += ["Flags (`qrobench diagnose` and the result records; a row's reasons are in the `diagnosis` "
-                "column of the CSV/JSON and the HTML tooltip):", ""]
-        out += [f"- **{f}**: {text}" for f, text in flags]
-        out.append("")
-    if (df["status"] == "reported").any():
-        out += [NOTE_REPORTED, ""]
-    if "stale" in df and df["stale"].any():
-        out += ["Rows flagged *stale* were measured on a checkpoint the zoo no longer holds.", ""]
-    out += [f"Built by qrobench {__version__} from {n_files} result file(s); CSV, JSON and a sortable "
-            "HTML page sit beside this file.", ""]
-    if summary is not None:
-        out += ["## Runs summary", "", *summary.lines(), ""]
-    if sections:
-        out += sections
-    if plots:
-        out += ["## Plots", ""]
-        out += [f"![{name}](plots/{name}.png)" for name in plots]
-        out.append("")
-    return "\n".join(out)
+                plots: dict | None = None, n_files: int = 0, studies: Studies | None = None) -> str:
+    doc = Document(df, summary, eps, sort, plots, n_files, studies)
+    return "\n".join(line for s in OUTLINE for line in MARKDOWN_SECTIONS[s.key](doc, s))
 
 
 def to_csv(df: pd.DataFrame) -> str:
-    return df.drop(columns=["stale"]).to_csv(index=False, float_format="%.4f", lineterminator="\n")
+    cols = data_keys(df.attrs.get("attacks", []), "csv")
+    return df[cols].to_csv(index=False, float_format="%.4f", lineterminator="\n")
 
 
 def _jsonable(v):
-    if _missing(v):
+    if missing(v):
         return None
     if hasattr(v, "item"):
         v = v.item()
@@ -179,13 +163,14 @@ def _jsonable(v):
     return v
 
 
-def _records(df: pd.DataFrame) -> list[dict]:
+def _records(df: pd.DataFrame, cols=None) -> list[dict]:
+    df = df if cols is None else df[cols]
     return [{k: _jsonable(v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
 
 
 def to_json(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str, filters,
-            curves: pd.DataFrame | None = None, studies: dict | None = None) -> str:
-    rows = _records(df)
+            curves: pd.DataFrame | None = None, studies: Studies | None = None) -> str:
+    rows = _records(df, data_keys(df.attrs.get("attacks", []), "json"))
     doc = {
         "schema": "qrobench-leaderboard-v1",
         "qrobench_version": __version__,
@@ -198,6 +183,6 @@ def to_json(df: pd.DataFrame, summary: RunsSummary | None, eps: float, sort: str
         "eps_curves": _records(curves) if curves is not None else [],
         "summary": summary.as_dict() if summary is not None else None,
     }
-    if studies:
-        doc.update(studies)
+    if studies is not None:
+        doc.update(studies_render.json_doc(studies))
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..protocol import LEADERBOARD_N, STOCHASTIC_REPEATS, battery_for, eps_text
-from .collect import ResultFile, is_stale, same_eps, select
+from .collect import ResultFile, Selection, is_stale, key_of, same_eps
 
 
 @dataclass
@@ -68,15 +68,18 @@ class RunsSummary:
         return out
 
 
-def summarize_runs(results: list[ResultFile], cards: dict, eps: float, invalid_cards=(),
+def summarize_runs(results: list[ResultFile], sel: Selection, cards: dict, invalid_cards=(),
                    root=None) -> RunsSummary:
+    """``sel``: the leaderboard's selection, so the summary judges the rows the table shows."""
+    eps = sel.eps
     s = RunsSummary(eps=eps, zoo_models=sorted(cards), invalid_cards=list(invalid_cards))
     fresh_at_eps, any_at_eps = set(), set()
     for r in results:
         if r.model not in cards:
             continue
         stale = is_stale(r, cards)
-        if same_eps(r.result.eps, eps):
+        k = key_of(r)
+        if (k.threat_model, k.dataset) == (sel.threat_model, sel.dataset) and same_eps(k.eps, eps):
             any_at_eps.add(r.model)
             if not stale:
                 fresh_at_eps.add(r.model)
@@ -84,7 +87,7 @@ def summarize_runs(results: list[ResultFile], cards: dict, eps: float, invalid_c
             file = r.path.relative_to(root) if root is not None else r.path
             s.stale.append({"model": r.model, "file": str(file), "eps": r.result.eps,
                             "result_sha256": r.card_sha256, "card_sha256": cards[r.model].sha256})
-    for r in select([r for r in results if r.model in cards], cards, eps):
+    for r in (r for r in sel.rows if r.model in cards):
         stochastic = bool(r.result.stochastic)
         missing = [a for a in battery_for(stochastic) if a not in r.result.robust_acc]
         n, repeats = int(r.result.n), int(r.result.repeats)

@@ -13,7 +13,7 @@ import torch
 from qrobench.cli import main
 from qrobench.engine import Result, read_result
 from qrobench.models import create_model
-from qrobench.reports.collect import ResultFile, pick_one
+from qrobench.reports.collect import ResultFile, pick_one, select
 from qrobench.reports.leaderboard import build_table, filter_table, sort_table
 from qrobench.train.export import export_to_zoo
 
@@ -173,7 +173,7 @@ def test_pick_one_prefers_fresh_then_more_points_then_bigger_battery(workspace):
 
 def test_table_sort_and_filter_are_pure_functions(workspace):
     rs = [ResultFile(p, read_result(p)) for p in sorted((workspace / "results" / "zoo").glob("*.json"))]
-    t = build_table(rs, {}, eps=2 / 255)
+    t = build_table(select(rs, {}, 2 / 255), {})
     s = sort_table(t, "clean:asc")
     assert list(s["clean_pct"]) == sorted(t["clean_pct"])
     assert list(filter_table(s, ["precision=tnn"])["model"]) == ["en8-tnn"]
@@ -213,7 +213,7 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
                result("en-no-eot", 1000, full, stochastic=True),
                result("en-complete", 1000, en_full, stochastic=True),
                result("en-one-seed", 1000, en_full, stochastic=True, repeats=1)]
-    s = summarize_runs(results, cards, 8 / 255)
+    s = summarize_runs(results, select(results, cards, 8 / 255), cards)
     assert s.short_of_protocol == [
         {"model": "en-no-eot", "n": 1000, "repeats": None, "missing_attacks": ["eot-pgd20", "aa-rand"],
          "stochastic": True, "outcomes": False, "version": ""},

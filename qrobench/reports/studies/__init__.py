@@ -15,8 +15,8 @@ from .findings import (
     _tradeoff_findings,
     collect_studies,
 )
-from .render import html_sections, json_doc, markdown_sections, per_layer_rows
+from .render import json_doc, per_layer_rows
 
 __all__ = ["Finding", "Studies", "_lgmp_finding", "_lgmp_finetuned_finding", "_sensitivity_finding",
-           "_tradeoff_findings", "at_chance", "collect_studies", "fullset_table", "html_sections", "json_doc",
-           "layer_groups", "markdown_sections", "pair_models", "per_layer_rows", "read_sweeps", "sweep_table"]
+           "_tradeoff_findings", "at_chance", "collect_studies", "fullset_table", "json_doc",
+           "layer_groups", "pair_models", "per_layer_rows", "read_sweeps", "sweep_table"]
