@@ -2,6 +2,7 @@
 
 from . import autoattack, cw, cw_paper, fgsm, pgd, square, transfer  # noqa: F401  (registration)
 from .base import (
+    ATTACKS,
     Attack,
     check_attack_names,
     create_attack,
@@ -11,6 +12,6 @@ from .base import (
 )
 
 __all__ = [
-    "Attack", "check_attack_names", "create_attack", "list_attacks", "margin_loss",
+    "ATTACKS", "Attack", "check_attack_names", "create_attack", "list_attacks", "margin_loss",
     "register_attack",
 ]

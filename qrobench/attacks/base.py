@@ -22,15 +22,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UnknownNameError
 from ..protocol import LEADERBOARD_EPS
+from ..registry import Registry
+
+
+class UnknownNormError(ValueError):
+    """An attack asked to search an ε-ball it does not implement."""
+
+    def __init__(self, attack: str, norm: str, norms):
+        super().__init__(f"attack {attack!r} searches the {'/'.join(norms)} ball only, not {norm}; "
+                         "choose attacks for this threat model ('qrobench attacks' lists each one's norms)")
 
 
 class Attack:
-    """An L∞ attack with its settings fixed at construction; ``perturb(x, y)`` returns x_adv.
+    """An attack with its settings fixed at construction; ``perturb(x, y)`` returns x_adv.
 
-    Arguments: ``model``, ``eps`` (L∞ radius in [0, 1] pixel units; 8/255, the leaderboard's,
-    by default), ``device``, ``seed`` (used only where an integer seed is needed and no
+    Arguments: ``model``, ``eps`` (the radius in [0, 1] pixel units; 8/255, the leaderboard's
+    L∞ budget, by default), ``norm`` (the ball: one of the class's ``norms``, set by the
+    threat model of the run), ``device``, ``seed`` (used only where an integer seed is needed and no
     generator is given) and the subclass's own settings; unknown keywords raise TypeError.
     x_adv must lie in the ε-ball around x and in [0, 1] (checked by the engine, §6.1).
 
@@ -48,11 +57,15 @@ class Attack:
 
     name = "attack"
     white_box = True
+    norms: tuple[str, ...] = ("Linf",)  # the ε-balls this attack searches (protocol.ThreatModel.norm)
 
     def __init__(self, model: nn.Module, eps: float = LEADERBOARD_EPS, device: str | torch.device = "cpu",
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, norm: str = "Linf", **kwargs):
+        if norm not in self.norms:
+            raise UnknownNormError(self.name, norm, self.norms)
         self.model = model
         self.eps = float(eps)
+        self.norm = norm
         self.device = torch.device(device)
         self.seed = int(seed)
         self.diagnostics: dict[str, float] = {}
@@ -61,7 +74,7 @@ class Attack:
 
     def settings(self) -> dict:
         """Everything that defines the attack, recorded with every result."""
-        return {"eps": self.eps, "norm": "Linf"}
+        return {"eps": self.eps, "norm": self.norm}
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -84,39 +97,40 @@ def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 LOSSES: dict[str, Callable] = {"ce": ce_loss, "margin": margin_loss}
 
-_ATTACKS: dict[str, tuple[type[Attack], dict]] = {}
+# name -> (Attack subclass, the settings that define this name); one class serves several names
+ATTACKS: Registry[tuple[type[Attack], dict]] = Registry("attack")
 
 
 def register_attack(name: str, **defaults):
     """Register an Attack subclass under ``name``, optionally with fixed settings."""
 
     def deco(cls):
-        if name in _ATTACKS:
-            raise ValueError(f"attack {name!r} is already registered")
-        _ATTACKS[name] = (cls, defaults)
+        ATTACKS.register(name, (cls, defaults))
         return cls
 
     return deco
 
 
 def list_attacks() -> list[str]:
-    return sorted(_ATTACKS)
+    return ATTACKS.names()
 
 
 def is_white_box(name: str) -> bool:
     """Whether the registered attack ``name`` uses the target's gradients (unknown names: True)."""
-    return _ATTACKS[name][0].white_box if name in _ATTACKS else True
+    return ATTACKS.get(name)[0].white_box if name in ATTACKS else True
+
+
+def attack_norms(name: str) -> tuple[str, ...]:
+    """The ε-balls the registered attack ``name`` searches (``Linf``, ``L2``)."""
+    return ATTACKS.get(name)[0].norms
 
 
 def check_attack_names(names) -> None:
-    for n in names:
-        if n not in _ATTACKS:
-            raise UnknownNameError("attack", n, _ATTACKS)
+    ATTACKS.check(names)
 
 
 def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
-    check_attack_names([name])
-    cls, defaults = _ATTACKS[name]
+    cls, defaults = ATTACKS.get(name)
     atk = cls(model, **{**defaults, **kwargs})
     atk.name = name
     return atk

@@ -1,67 +1,93 @@
-"""Architecture registry: a new architecture is one file with one decorated factory."""
+"""Architecture registry, timm style: one decorated factory per architecture, and
+``create_model(name, **kwargs)`` whose keywords are that architecture's own config fields.
+
+Each architecture declares a config dataclass; its fields are the only keyword arguments
+``create_model`` accepts for it, so a model card's ``arch_args`` are checked against the
+architecture that will read them, and a typo fails with the valid names instead of being
+ignored.
+
+Example (a new architecture is one file, imported from ``qrobench/models/__init__.py``)::
+
+    @dataclass
+    class WideConfig:
+        depth: int = 16
+        width: int = 4
+        precision: str = "fp"
+
+    @register_model("wrn16_4", config=WideConfig)
+    def wrn16_4(cfg: WideConfig) -> nn.Module: ...
+
+    create_model("wrn16_4", width=8)   # WideConfig(depth=16, width=8, precision="fp")
+    create_model("wrn16_4", widht=8)   # QrobenchError: ... valid: depth, precision, width
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ..errors import QrobenchError, UnknownNameError
+from ..registry import Registry
+from .config import ArchConfig, config_from_kwargs
 
 
-@dataclass
-class ArchConfig:
-    """Everything needed to rebuild an architecture; stored verbatim in model cards."""
+@dataclass(frozen=True)
+class Architecture:
+    """A registered architecture: its factory, its config dataclass, and the defaults that
+    distinguish this name from others built by the same factory (``preact_resnet56`` is
+    ``preact_resnet`` with depth 56)."""
 
-    depth: int = 20
-    num_classes: int = 10
-    ensemble: int = 1  # k independent members whose logits are averaged
-    noise_coef: float = 0.0  # Feynman-Kac noise after each residual addition (EnResNet)
-    precision: str = "fp"  # fp | 4bit | tnn | bnn | mixed
-    ternary_convention: str = "ref"
-    layer_bits: dict[str, int] = field(default_factory=dict)  # per-layer bits when "mixed"
+    name: str
+    build: Callable[..., nn.Module]
+    config: type
+    defaults: dict
 
-    @classmethod
-    def from_dict(cls, d: dict) -> ArchConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise QrobenchError(
-                f"unknown architecture argument(s) {sorted(unknown)}; valid: {sorted(names)}"
-            )
-        return cls(**d)
+    def arguments(self) -> dict:
+        """Every keyword this architecture accepts, with the value it takes when not given."""
+        cfg = self.make_config({})
+        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def make_config(self, kwargs: dict):
+        return config_from_kwargs(self.config, {**self.defaults, **kwargs}, self.name)
 
 
-_MODELS: dict[str, tuple[Callable[[ArchConfig], nn.Module], dict]] = {}
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 
 
-def register_model(name: str, **defaults):
-    """Register ``fn(cfg: ArchConfig) -> nn.Module`` under ``name`` with default arguments."""
+def register_model(name: str, config: type = ArchConfig, **defaults):
+    """Register ``fn(cfg: config) -> nn.Module`` under ``name``, with ``defaults`` for some of
+    the config's fields (checked now, so a misspelt default fails at import, not at use)."""
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"architecture {name!r}: config must be a dataclass, got {config!r}")
 
     def deco(fn):
-        if name in _MODELS:
-            raise ValueError(f"architecture {name!r} is already registered")
-        _MODELS[name] = (fn, defaults)
+        arch = Architecture(name, fn, config, dict(defaults))
+        arch.make_config({})
+        ARCHITECTURES.register(name, arch)
         return fn
 
     return deco
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return ARCHITECTURES.names()
+
+
+def model_arguments(name: str) -> dict:
+    """The keyword arguments ``create_model(name, ...)`` accepts, with their defaults."""
+    return ARCHITECTURES.get(name).arguments()
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    if name not in _MODELS:
-        raise UnknownNameError("architecture", name, _MODELS)
-    fn, defaults = _MODELS[name]
-    cfg = ArchConfig.from_dict({**defaults, **kwargs})
-    model = fn(cfg)
+    arch = ARCHITECTURES.get(name)
+    cfg = arch.make_config(kwargs)
+    model = arch.build(cfg)
     model.arch_name = name
     model.arch_config = cfg
     return model
+
+
+__all__ = ["ARCHITECTURES", "ArchConfig", "Architecture", "create_model", "list_models",
+           "model_arguments", "register_model"]

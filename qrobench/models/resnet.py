@@ -1,6 +1,12 @@
-"""Pre-activation ResNet-(6n+2) for CIFAR (docs/protocol.md §3)."""
+"""Pre-activation ResNet-(6n+2) for CIFAR (docs/protocol.md §3), alone or as an ensemble.
+
+The ensemble lives here, not in enresnet.py, because ``preact_resnet`` with ``ensemble=k``
+builds one: keeping both classes in this module lets enresnet.py depend on it one way only.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn as nn
@@ -9,8 +15,9 @@ import torch.nn.functional as F
 from ..errors import QrobenchError
 from ..protocol import precision_for_bits
 from ..quant.layers import QuantConv2d
+from .config import ArchConfig
 from .noise import FeynmanKacNoise
-from .registry import ArchConfig, register_model
+from .registry import register_model
 
 
 class PreActBlock(nn.Module):
@@ -75,20 +82,33 @@ class PreActResNet(nn.Module):
         return self.fc(out)
 
 
-@register_model("preact_resnet", depth=20)
+class EnsembleResNet(nn.Module):
+    """k PreAct ResNets whose logits are averaged (EnResNet, Wang et al., NeurIPS 2019)."""
+
+    def __init__(self, cfg: ArchConfig):
+        super().__init__()
+        member_cfg = dataclasses.replace(cfg, ensemble=1)
+        self.members = nn.ModuleList(
+            PreActResNet(member_cfg, prefix=f"members.{i}.") for i in range(cfg.ensemble)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](x)
+        for m in self.members[1:]:
+            out = out + m(x)
+        return out / len(self.members)
+
+
+@register_model("preact_resnet", config=ArchConfig, depth=20)
 def preact_resnet(cfg: ArchConfig) -> nn.Module:
-    if cfg.ensemble != 1:
-        from .enresnet import EnsembleResNet
-
-        return EnsembleResNet(cfg)
-    return PreActResNet(cfg)
+    return EnsembleResNet(cfg) if cfg.ensemble != 1 else PreActResNet(cfg)
 
 
-@register_model("preact_resnet20", depth=20)
+@register_model("preact_resnet20", config=ArchConfig, depth=20)
 def preact_resnet20(cfg: ArchConfig) -> nn.Module:
     return preact_resnet(cfg)
 
 
-@register_model("preact_resnet56", depth=56)
+@register_model("preact_resnet56", config=ArchConfig, depth=56)
 def preact_resnet56(cfg: ArchConfig) -> nn.Module:
     return preact_resnet(cfg)

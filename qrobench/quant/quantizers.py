@@ -1,16 +1,30 @@
-"""Per-tensor weight quantizers (docs/protocol.md §4).
+"""Per-tensor weight quantizers (docs/protocol.md §4), registered by precision token.
 
 Each quantizer maps a float tensor to integer codes and one scale, so that the deployed
 weight is ``codes * scale``; the codes are what a checkpoint stores and what the level
-checks inspect.
+checks inspect. A registry entry carries the promise the checkpoint loader relies on (at
+most ``levels`` distinct codes, all within ``code_range``), taken from ``protocol.precision``
+so the rule that writes codes and the check that reads them cannot disagree;
+tests/quant/test_quantizer_registry.py holds every entry to it.
+
+A new quantizer is one decorated function here (and its token in ``protocol.py`` if it is
+a new precision)::
+
+    @register_quantizer("2bit-asym", levels=4, code_range=(-2, 1))
+    def asymmetric2(w: torch.Tensor) -> Quantized: ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
+
+from ..errors import UnknownNameError
+from ..protocol import precision as precision_of
+from ..registry import Registry
 
 
 @dataclass
@@ -75,14 +89,85 @@ def kbit(bits: int) -> Callable[[torch.Tensor], Quantized]:
     return lambda w: _sign_magnitude(w, kmax)
 
 
-QUANTIZERS: dict[str, Callable[..., Quantized]] = {"bnn": binary, "tnn": ternary, "4bit": fourbit}
+@dataclass(frozen=True)
+class QuantizerSpec:
+    """A registered quantizer: its precision token, its rule, and what its codes may be.
+
+    ``options``: keyword arguments the rule takes besides the weight (``convention`` for
+    ternary), passed by :func:`get_quantizer`. Calling the spec calls the rule, so
+    ``QUANTIZERS[token](w)`` works as it did when ``QUANTIZERS`` held bare functions."""
+
+    token: str
+    fn: Callable[..., Quantized]
+    levels: int
+    code_range: tuple[int, int]
+    options: tuple[str, ...] = ()
+
+    def __call__(self, w: torch.Tensor, **options) -> Quantized:
+        return self.fn(w, **options)
+
+
+QUANTIZER_REGISTRY: Registry[QuantizerSpec] = Registry("quantizer")
+
+
+def register_quantizer(token: str, *, levels: int | None = None, code_range: tuple[int, int] | None = None,
+                       options: tuple[str, ...] = ()):
+    """Register ``fn(w, **options) -> Quantized`` as the quantizer of precision ``token``.
+
+    ``levels`` and ``code_range`` default to ``protocol.precision(token)``'s; given for a
+    token the protocol knows, they must agree with it (the loader checks checkpoints with
+    the protocol's numbers, so a disagreement would reject the quantizer's own output)."""
+
+    def deco(fn):
+        try:
+            p = precision_of(token)
+        except ValueError:
+            p = None
+        if p is not None and p.is_float:
+            raise ValueError(f"precision {token!r} is float: it has no quantizer")
+        lv = p.levels if levels is None and p is not None else levels
+        cr = p.code_range if code_range is None and p is not None else code_range
+        if lv is None or cr is None:
+            raise ValueError(f"quantizer {token!r} is no protocol precision: give levels and code_range")
+        if p is not None and (lv, tuple(cr)) != (p.levels, p.code_range):
+            raise ValueError(f"quantizer {token!r}: levels {lv} and code range {tuple(cr)} disagree with "
+                             f"protocol.precision ({p.levels}, {p.code_range})")
+        lo, hi = cr
+        if not (-128 <= lo <= hi <= 127) or lv < 2 or lv > hi - lo + 1:
+            raise ValueError(f"quantizer {token!r}: {lv} levels cannot lie in int8 codes {lo}..{hi}")
+        QUANTIZER_REGISTRY.register(token, QuantizerSpec(token, fn, int(lv), (int(lo), int(hi)), tuple(options)))
+        return fn
+
+    return deco
+
+
+def _kbit_rule(bits: int) -> Callable[[torch.Tensor], Quantized]:
+    rule = kbit(bits)
+    rule.__name__ = rule.__qualname__ = f"kbit{bits}"
+    return rule
+
+
+register_quantizer("bnn")(binary)
+register_quantizer("tnn", options=("convention",))(ternary)
+register_quantizer("4bit")(fourbit)
+for _b in (2, 3, 5, 6, 7, 8):  # the 4-bit rule at the other widths mixed precision and sweeps use
+    register_quantizer(f"{_b}bit")(_kbit_rule(_b))
+del _b
+
+# token -> QuantizerSpec (callable like the rule itself); live, read-only
+QUANTIZERS: Mapping[str, QuantizerSpec] = QUANTIZER_REGISTRY.mapping()
+
+
+def quantizer_spec(token: str) -> QuantizerSpec:
+    return QUANTIZER_REGISTRY.get(token)
 
 
 def get_quantizer(precision: str, ternary_convention: str = "ref") -> Callable[[torch.Tensor], Quantized]:
-    if precision == "tnn":
-        return lambda w: ternary(w, ternary_convention)
-    if precision in QUANTIZERS:
-        return QUANTIZERS[precision]
-    if precision.endswith("bit") and precision[:-3].isdigit():
-        return kbit(int(precision[:-3]))
-    raise ValueError(f"no quantizer for precision {precision!r}; valid: bnn, tnn, 4bit, <b>bit")
+    """The rule of ``precision`` with its options bound (the layer knows only the weight)."""
+    try:
+        spec = QUANTIZER_REGISTRY.get(precision)
+    except UnknownNameError as e:
+        raise ValueError(f"no quantizer for precision {precision!r}: {e}") from None
+    if "convention" in spec.options:
+        return functools.partial(spec.fn, convention=ternary_convention)
+    return spec.fn
