@@ -13,8 +13,8 @@ conftest.py prints the ratios of the means and both robust accuracies after the 
 import pytest
 import torch
 
+from qrobench import evaluate
 from qrobench.data.cifar10 import EvalData
-from qrobench.engine import evaluate
 
 BATTERY = "pgd20 + cw battery, ResNet20, 128 images"
 AUTOATTACK = "AutoAttack standard, ResNet20, 32 images"

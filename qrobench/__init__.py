@@ -10,6 +10,7 @@ Python API (RobustBench style)::
 from __future__ import annotations
 
 from ._version import __version__
+from .engine.config import make_config
 from .engine.evaluate import evaluate as _evaluate
 from .engine.results import Result
 
@@ -23,27 +24,28 @@ def load_model(name: str, zoo_dir=None, device: str = "cpu"):
     return model.to(device)
 
 
-def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, zoo_dir=None,
-             surrogate: str | None = None, command: str | None = None, **kwargs) -> Result:
-    """Evaluate ``model`` on the first ``n`` CIFAR-10 test points; returns the result record
+def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=None, card=None,
+             zoo_dir=None, surrogate: str | None = None, eot_iter: int | None = None,
+             command: str | None = None, journal=None, resume: bool = False, flags=(), **settings) -> Result:
+    """Evaluate ``model`` on the first ``n`` test points; returns the result record
     (``result.clean_acc`` or ``result["clean_acc"]``; ``qrobench.engine.write_result`` saves it).
 
-    A model from ``load_model`` carries its card, so the result names it and its hash. The
-    ``transfer`` attack crafts on a zoo model (``surrogate``, default res20-fp) unless
-    ``attack_options={"transfer": {"surrogate": module}}`` hands it one.
+    ``settings`` are those of :class:`qrobench.engine.EvalConfig`: ``eps`` (default: the threat
+    model's, 8/255 for ``threat_model="linf"``), ``dataset`` (``"cifar10"``), ``batch_size``,
+    ``repeats``, ``device``, ``attack_options``, ... ``data`` replaces the data set's loader
+    with points already in memory. A model from ``load_model`` carries its card, so the result
+    names it and its hash. The ``transfer`` attack crafts on a zoo model (``surrogate``,
+    default res20-fp) unless ``attack_options={"transfer": {"surrogate": module}}`` hands it one.
     """
-    card = kwargs.pop("card", getattr(model, "card", None))
-    attacks = list(attacks)
-    options = dict(kwargs.pop("attack_options", {}))
-    if "transfer" in attacks and "surrogate" not in options.get("transfer", {}):
-        from .zoo.store import Zoo
-
-        zoo_options = Zoo(zoo_dir).attack_options(attacks, getattr(card, "name", None), surrogate)
-        options["transfer"] = {**options.get("transfer", {}), **zoo_options["transfer"]}
+    card = card if card is not None else getattr(model, "card", None)
+    name = getattr(card, "name", None)
+    attacks = [attacks] if isinstance(attacks, str) else list(attacks)
+    cfg = make_config(attacks, n=n, seed=seed, target=name, zoo_dir=zoo_dir, surrogate=surrogate,
+                      eot_iter=eot_iter, **settings)
     if command is None:
-        command = f"qrobench.evaluate({getattr(card, 'name', type(model).__name__)!r}, attacks={attacks!r}, n={n}, seed={seed})"
-    return _evaluate(model, attacks=attacks, n=n, seed=seed, card=card, command=command,
-                     attack_options=options, **kwargs)
+        command = f"qrobench.evaluate({name or type(model).__name__!r}, attacks={attacks!r}, n={n}, seed={seed})"
+    return _evaluate(model, cfg, data=data, card=card, command=command, journal=journal, resume=resume,
+                     flags=flags)
 
 
 def list_models(zoo_dir=None) -> list[str]:
@@ -52,4 +54,4 @@ def list_models(zoo_dir=None) -> list[str]:
     return Zoo(zoo_dir).names()
 
 
-__all__ = ["__version__", "evaluate", "list_models", "load_model"]
+__all__ = ["__version__", "evaluate", "list_models", "load_model", "make_config"]

@@ -17,10 +17,11 @@ import torch
 from tabulate import tabulate
 
 from . import cli_options as opts
-from .engine.evaluate import EvalConfig, evaluate
+from .engine.config import EvalConfig, make_config
+from .engine.evaluate import evaluate
 from .engine.results import Result, read_result, write_result
 from .errors import QrobenchError
-from .protocol import LEADERBOARD_EPS, eps_text
+from .protocol import DEFAULT_DATASET, LEADERBOARD_EPS, eps_text
 
 CHECK_N = 200
 CHECK_SEED = 0
@@ -81,9 +82,9 @@ def measure(zoo, name: str, protocol: CheckProtocol, data=None, data_dir=None, d
             batch_size: int = 250, progress: bool = False, command: str | None = None) -> Result:
     """One evaluation of a zoo model under ``protocol`` (its card's sha256 recorded)."""
     model, card = zoo.load(name)
-    cfg = EvalConfig(attacks=list(protocol.attacks), n=protocol.n, eps=protocol.eps, seed=protocol.seed,
-                     repeats=protocol.repeats, batch_size=batch_size, device=device, data_dir=data_dir,
-                     progress=progress, attack_options=zoo.attack_options(protocol.attacks, card.name))
+    cfg = make_config(protocol.attacks, target=card.name, zoo_dir=zoo.root, n=protocol.n, eps=protocol.eps,
+                      seed=protocol.seed, repeats=protocol.repeats, batch_size=batch_size, device=device,
+                      data_dir=data_dir, progress=progress)
     torch.manual_seed(protocol.seed)
     return evaluate(model, config=cfg, data=data, card=card, command=command, protocol=protocol.as_dict())
 
@@ -119,7 +120,7 @@ def format_rows(rows: list[CheckRow], fmt: str = "github") -> str:
 def run_check(zoo, results_dir="results", models=None, tolerance_pp: float = DEFAULT_TOLERANCE_PP,
               data_dir=None, device="cpu", batch_size: int = 250, progress=False) -> list[CheckRow]:
     """Re-run each baselined model under its baseline's protocol and compare."""
-    from .data.cifar10 import load_cifar10_test
+    from .data.registry import load_test_set
 
     if tolerance_pp < 0:
         raise QrobenchError(f"--tolerance must be ≥ 0 percentage points, got {tolerance_pp}")
@@ -141,7 +142,7 @@ def run_check(zoo, results_dir="results", models=None, tolerance_pp: float = DEF
     for m, stored in baselines.items():
         protocol = CheckProtocol.from_dict(stored.protocol)
         if protocol.n not in cache:
-            cache[protocol.n] = load_cifar10_test(protocol.n, data_dir)
+            cache[protocol.n] = load_test_set(DEFAULT_DATASET, protocol.n, data_dir)
         measured = measure(zoo, m, protocol, cache[protocol.n], data_dir, device, batch_size, progress)
         rows += compare(stored, measured, tolerance_pp)
     return rows
@@ -152,12 +153,12 @@ def update_baselines(zoo, results_dir="results", models=None, protocol: CheckPro
                      command: str | None = None) -> list[Path]:
     """Measure and store baselines (all zoo models unless ``models``); written after every
     evaluation has finished."""
-    from .data.cifar10 import load_cifar10_test
+    from .data.registry import load_test_set
 
     models = list(models) if models else zoo.names()
     if not models:
         raise QrobenchError(f"no models in the zoo {zoo.root}; nothing to baseline")
-    data = load_cifar10_test(protocol.n, data_dir)
+    data = load_test_set(DEFAULT_DATASET, protocol.n, data_dir)
     results = [measure(zoo, m, protocol, data, data_dir, device, batch_size, progress, command) for m in models]
     return [write_result(r, baseline_path(results_dir, r.model)) for r in results]
 
@@ -189,12 +190,10 @@ def _protocol_from_args(args) -> CheckProtocol:
             raise QrobenchError(f"{', '.join(given)} only apply with --update: a check re-runs the protocol "
                                 "stored in each baseline")
         return CheckProtocol()
-    n = CHECK_N if args.n is None else args.n
-    if n <= 0:
-        raise QrobenchError(f"--n must be a positive number of test points, got {n}")
-    eps = CHECK_EPS if args.eps is None else args.eps
-    attacks = CHECK_ATTACKS if args.attacks is None else tuple(args.attacks)
-    return CheckProtocol(n=n, eps=eps, attacks=attacks)
+    protocol = CheckProtocol(n=CHECK_N if args.n is None else args.n, eps=CHECK_EPS if args.eps is None else args.eps,
+                             attacks=CHECK_ATTACKS if args.attacks is None else tuple(args.attacks))
+    EvalConfig(attacks=protocol.attacks, n=protocol.n, eps=protocol.eps, seed=protocol.seed)  # checked up front
+    return protocol
 
 
 def cmd_check(args) -> int:

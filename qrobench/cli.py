@@ -7,7 +7,6 @@ written until the evaluation has finished.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -34,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n", "--points", dest="n", type=int, default=1000,
                    help="first N test points (default 1000); --points is the spelling to use under torchrun, "
                         "whose own parser would read --n as an abbreviation of its options")
-    opts.add_eps(r, curve=True)
+    opts.add_eps(r, curve=True, default=None, help_default="default: the threat model's, 8/255 for linf")
+    opts.add_axes(r)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--repeats", type=int, default=None,
                    help=f"seeds to average for stochastic models (default {STOCHASTIC_REPEATS}; 1 for deterministic)")
@@ -114,12 +114,14 @@ def _shard_arg(text: str):
 
 
 def cmd_run(args) -> int:
-    from .data.cifar10 import load_cifar10_test
+    from .data.registry import check_dataset, load_test_set
     from .engine import distributed
-    from .engine.evaluate import EvalConfig, evaluate
+    from .engine.config import make_config
+    from .engine.evaluate import evaluate
     from .engine.journal import journal_path
     from .engine.merge import merge_shards
     from .engine.results import default_output_path, write_result
+    from .engine.shards import WHOLE
     from .reports.console import format_result_table
     from .zoo.store import Zoo
 
@@ -141,50 +143,43 @@ def cmd_run(args) -> int:
     if ranks and args.output is None:
         raise QrobenchError("a torchrun evaluation needs --output (rank 0 writes the one result file)")
 
-    cfg = EvalConfig(attacks=args.attacks, n=args.n, eps=args.eps[0], seed=args.seed,
-                     batch_size=args.batch_size, device=args.device, repeats=args.repeats,
-                     data_dir=args.data_dir, progress=not args.quiet, cascade=args.cascade)
-    if args.shard is not None:
-        cfg.shard = args.shard
-    cfg.validate()
-    if args.eot_iter is not None:
-        if args.eot_iter <= 0:
-            raise QrobenchError(f"--eot-iter must be positive, got {args.eot_iter}")
-        cfg.attack_options.setdefault("eot-pgd20", {})["eot_iter"] = args.eot_iter
-    if args.surrogate and "transfer" not in args.attacks:
-        raise QrobenchError("--surrogate only applies to the 'transfer' attack; add it to --attacks")
     out = Path(args.output) if args.output else None
     if out is not None and out.is_dir():
         raise QrobenchError(f"--output {out} is a folder; give a file path such as {out}/result.json")
-
-    rank = 0
-    if ranks:
-        cfg.shard, cfg.device = distributed.start(args.device)
-        rank = cfg.shard.index
-        cfg.progress = cfg.progress and rank == 0
     zoo = Zoo(args.zoo_dir)
+    rank, shard, device = 0, args.shard or WHOLE, args.device
+    if ranks:
+        shard, device = distributed.start(args.device)
+        rank = shard.index
+    eps_values = args.eps or [None]  # None: the threat model's own ε
+    fields = dict(n=args.n, eps=eps_values[0], threat_model=args.threat_model, dataset=args.dataset,
+                  seed=args.seed, batch_size=args.batch_size, device=device, repeats=args.repeats,
+                  data_dir=args.data_dir, progress=not args.quiet and rank == 0, cascade=args.cascade, shard=shard)
+    zoo.card(args.model)  # an unknown model fails before the settings are resolved
+    cfg = make_config(args.attacks, target=args.model, zoo_dir=args.zoo_dir, surrogate=args.surrogate,
+                      eot_iter=args.eot_iter, **fields)
     model, card = zoo.load(args.model)  # registered architecture, or a submitted factory
-    for a, o in zoo.attack_options(args.attacks, card.name, args.surrogate).items():
-        cfg.attack_options.setdefault(a, {}).update(o)
-    data = load_cifar10_test(args.n, args.data_dir)
+    data = load_test_set(cfg.dataset, cfg.n, cfg.data_dir)
     if rank == 0:
         where = f", shard {cfg.shard}" if args.shard else f", {cfg.shard.count} ranks" if ranks else ""
-        print(f"qrobench {__version__}: {card.name} on {len(data)} CIFAR-10 test points from {data.source}{where}",
+        print(f"qrobench {__version__}: {card.name} on {len(data)} {check_dataset(cfg.dataset).title} test points "
+              f"from {data.source}, {cfg.threat_model} ε = {eps_text(cfg.eps)}{where}",
               file=sys.stderr)
 
     def path_of(eps: float) -> Path:
-        if len(args.eps) == 1:
+        if len(eps_values) == 1:
             return out or default_output_path(card.name, args.results_dir)
         tag = eps_tag(eps)  # an ε curve: one file per ε, named <stem>__eps<k>-255
         return out.with_name(f"{out.stem}__eps{tag}{out.suffix}") if out else \
             default_output_path(f"{card.name}__eps{tag}", args.results_dir)
 
-    paths = [path_of(e) for e in args.eps]
+    eps_values = [cfg.eps] if eps_values == [None] else eps_values
+    paths = [path_of(e) for e in eps_values]
     journals = [journal_path(p if not ranks else p.with_name(f"{p.name}.rank{rank}-of-{cfg.shard.count}"))
                 for p in paths]
-    results = [evaluate(model, config=dataclasses.replace(cfg, eps=e), data=data, card=card, command=command,
+    results = [evaluate(model, cfg.replace(eps=e), data=data, card=card, command=command,
                         journal=j, resume=args.resume)
-               for e, j in zip(args.eps, journals, strict=True)]  # all finish before anything is written
+               for e, j in zip(eps_values, journals, strict=True)]  # all finish before anything is written
     if ranks:
         gathered = [distributed.gather(r) for r in results]
         if rank == 0:

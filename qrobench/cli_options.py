@@ -19,19 +19,10 @@ def device_arg(text: str) -> str:
 
 
 def attack_list_arg(text: str) -> list[str]:
-    """Comma-separated registered attack names, each once."""
-    from .attacks import check_attack_names
-    from .errors import QrobenchError
-
+    """Comma-separated attack names; the evaluation config checks them (engine/config.py)."""
     names = [a.strip() for a in text.split(",") if a.strip()]
     if not names:
         raise argparse.ArgumentTypeError("--attacks needs at least one attack name")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"--attacks lists an attack twice: {text}")
-    try:
-        check_attack_names(names)
-    except QrobenchError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
     return names
 
 
@@ -44,10 +35,23 @@ def add_eps(p, *, curve: bool = False, default: float | None = LEADERBOARD_EPS, 
     what = help_default or f"default {eps_text(LEADERBOARD_EPS)}"
     if curve:
         p.add_argument("--eps", type=eps_list_arg, default=None if default is None else [default],
-                       help=f"L∞ budget, e.g. 8/255 ({what}); a list 2/255,4/255,8/255 runs once per ε "
+                       help=f"the threat model's budget ε, e.g. 8/255 ({what}); a list 2/255,4/255,8/255 runs once per ε "
                             "and writes one result file per ε (an ε curve)")
     else:
-        p.add_argument("--eps", type=eps_arg, default=default, help=f"L∞ budget, e.g. 8/255 ({what})")
+        p.add_argument("--eps", type=eps_arg, default=default, help=f"budget ε, e.g. 8/255 for L∞ ({what})")
+
+
+def add_axes(p) -> None:
+    """The threat model and the data set of an evaluation (the config checks both)."""
+    from .data.registry import list_datasets
+    from .protocol import DEFAULT_DATASET, DEFAULT_THREAT_MODEL, THREAT_MODELS
+
+    measured = [t for t, m in THREAT_MODELS.items() if m.implemented]
+    p.add_argument("--threat-model", default=DEFAULT_THREAT_MODEL, metavar="NAME",
+                   help=f"what the adversary may change: {', '.join(measured)} (default {DEFAULT_THREAT_MODEL}); "
+                        "--eps is its budget")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, metavar="NAME",
+                   help=f"test set: {', '.join(list_datasets())} (default {DEFAULT_DATASET})")
 
 
 def add_attacks(p, default: list[str] | None, help_default: str) -> None:

@@ -155,9 +155,71 @@ def setting_text(value):
 
 
 # ---------------------------------------------------------------------------------------------
+# Threat models (docs/protocol.md §6): what the adversary or the fault may change, and what ε means.
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """One threat model: its token (the ``threat_model`` field of every result), what it
+    perturbs, the meaning and default of its budget ε, and whether this version measures it.
+
+    Input threats perturb the image (``norm`` names the ball for the attacks: ``Linf``/``L2``);
+    weight threats perturb the deployed integer codes. A token that is declared but not
+    ``implemented`` is refused with a message, so results of a later version stay readable."""
+
+    token: str
+    target: str  # "input" or "weights"
+    norm: str | None  # "Linf" / "L2" for an ε-ball around the image; None where ε is no radius
+    budget: str  # what ε is, for people
+    default_eps: float | None
+    implemented: bool = False
+
+    @property
+    def is_norm_ball(self) -> bool:
+        return self.norm is not None
+
+
+THREAT_MODELS = {t.token: t for t in (
+    ThreatModel("linf", "input", "Linf", "L∞ radius on [0, 1] pixels", 8 / 255, implemented=True),
+    ThreatModel("l2", "input", "L2", "L2 radius on [0, 1] images", 0.5),
+    ThreatModel("corruptions", "input", None, "corruption severity 1-5", None),
+    ThreatModel("bit-errors", "weights", None, "bit error rate of the stored codes", None),
+    ThreatModel("bit-flip", "weights", None, "number of flipped code bits", None),
+)}
+DEFAULT_THREAT_MODEL = "linf"
+# the ``norm`` field of files written before results named their threat model
+_THREAT_OF_NORM = {t.norm: t.token for t in THREAT_MODELS.values() if t.norm}
+
+
+def threat_model(token: str | None = None, *, require_implemented: bool = True) -> ThreatModel:
+    """The threat model named ``token`` (default linf); refuses unknown and not-yet-measured ones."""
+    token = DEFAULT_THREAT_MODEL if token is None else str(token).strip().lower()
+    tm = THREAT_MODELS.get(token)
+    if tm is None:
+        raise ValueError(f"unknown threat model {token!r}; valid: {', '.join(THREAT_MODELS)}")
+    if require_implemented and not tm.implemented:
+        done = ", ".join(t for t, m in THREAT_MODELS.items() if m.implemented)
+        raise ValueError(f"threat model {token!r} is declared but not measured by this version of "
+                         f"qrobench; measured now: {done}")
+    return tm
+
+
+def threat_model_of_norm(norm: str | None) -> str:
+    """The threat model token of a result that only stored its ``norm`` (older files)."""
+    if norm is None:
+        return DEFAULT_THREAT_MODEL
+    try:
+        return _THREAT_OF_NORM[norm]
+    except KeyError:
+        raise ValueError(f"a result's norm {norm!r} names no threat model "
+                         f"(known norms: {', '.join(_THREAT_OF_NORM)})") from None
+
+
+# ---------------------------------------------------------------------------------------------
 # The leaderboard protocol (docs/protocol.md §6, §8)
 
 LEADERBOARD_N = 1000  # first N CIFAR-10 test points
+DEFAULT_DATASET = "cifar10"  # data.registry names the data sets
 LEADERBOARD_SEED = 0
 
 # The standard battery: one-step, iterative (CE and margin loss), gradient-free, and AutoAttack

@@ -10,7 +10,6 @@ by asking for more bits.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from pathlib import Path
 
@@ -65,8 +64,9 @@ def _ints(text: str) -> list[int]:
 def cmd_sweep(args) -> int:
     import sys
 
-    from .data.cifar10 import load_cifar10_test
-    from .engine.evaluate import EvalConfig, evaluate
+    from .data.registry import load_test_set
+    from .engine.config import make_config
+    from .engine.evaluate import evaluate
     from .engine.journal import journal_path
     from .engine.results import write_result
     from .quant.ptq import check_sweep_args, quantize_post_training
@@ -81,12 +81,11 @@ def cmd_sweep(args) -> int:
         raise QrobenchError(f"{args.model} is {card.precision}; a sweep quantizes a float model (e.g. res20-fp)")
     if "transfer" in args.attacks:
         raise QrobenchError("the transfer attack needs a surrogate per point; leave it out of a sweep")
-    cfg = EvalConfig(attacks=args.attacks, n=args.n, batch_size=args.batch_size, device=args.device,
-                     data_dir=args.data_dir, progress=not args.quiet, cascade=args.cascade)
-    cfg.validate()
+    cfg = make_config(args.attacks, n=args.n, batch_size=args.batch_size, device=args.device,
+                      data_dir=args.data_dir, progress=not args.quiet, cascade=args.cascade)
     out_dir = Path(args.output_dir) if args.output_dir else Path("results") / "sweeps" / card.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = load_cifar10_test(args.n, args.data_dir)
+    data = load_test_set(cfg.dataset, cfg.n, cfg.data_dir)
     command = opts.command_line(args.argv)
     # bits outer, methods inner: a sweep cut short still holds like-for-like pairs
     points = [(FLOAT_TAG, None, None)] + [(f"{m}-{b}bit", m, b) for b in bits for m in methods]
@@ -106,7 +105,7 @@ def cmd_sweep(args) -> int:
             name=name, sha256=card.sha256, architecture=card.architecture, ensemble=card.ensemble,
             precision=precision,
             recipe=f"{card.name} quantized after training: {spec.get('description', 'float, unquantized')}")
-        result = evaluate(net, config=dataclasses.replace(cfg), data=data, card=point_card, command=command,
+        result = evaluate(net, cfg, data=data, card=point_card, command=command,
                           journal=journal_path(path), resume=args.resume)
         result.sweep = {"source": card.name, "source_sha256": card.sha256, **spec}
         write_result(result, path)

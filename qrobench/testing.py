@@ -12,6 +12,7 @@ fixed seed) and fails with a message that says what was measured against what wa
 
 from __future__ import annotations
 
+from .engine.config import make_config
 from .engine.evaluate import evaluate
 from .engine.results import Result
 from .errors import QrobenchError
@@ -33,13 +34,15 @@ def assert_robust(model, attack: str = "pgd20", min_acc: float = 0.40, n: int = 
 
     Accuracies are fractions of the ``n`` points (robust = correct and still correct after the
     attack). Randomised models are judged on the mean over seeds. Returns the result record.
-    ``options`` are passed to :class:`qrobench.engine.EvalConfig` (e.g. ``repeats``).
+    ``options`` are settings of :class:`qrobench.engine.EvalConfig` (e.g. ``repeats``), checked by
+    :func:`qrobench.engine.make_config` as every entry point's are.
     """
     _check_fraction("min_acc", min_acc)
     _check_fraction("min_clean_acc", min_clean_acc)
     card = options.pop("card", getattr(model, "card", None))
-    r = evaluate(model, attacks=[attack], n=n, seed=seed, eps=eps, data=data, data_dir=data_dir,
-                 device=device, batch_size=batch_size, progress=False, card=card, **options)
+    cfg = make_config([attack], n=n, seed=seed, eps=eps, data_dir=data_dir, device=device, batch_size=batch_size,
+                      progress=False, target=getattr(card, "name", None), **options)
+    r = evaluate(model, cfg, data=data, card=card, command=f"qrobench.testing.assert_robust({attack!r}, n={n})")
     acc, clean = r.robust_acc[attack], r.clean_acc
     std = r.std.robust_acc[attack]
     where = (f"n = {r.n} first CIFAR-10 test points, ε = {eps_text(eps)} (L∞), seed {seed}"

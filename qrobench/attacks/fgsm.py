@@ -17,10 +17,8 @@ Example::
 
 from __future__ import annotations
 
-import torch
-
 from .base import Attack, ce_loss, register_attack
-from .gradient import input_gradient, project, zero_grad_fraction
+from .gradient import ascent_direction, input_gradient, project, zero_grad_fraction
 
 
 @register_attack("fgsm")
@@ -28,7 +26,7 @@ class FGSM(Attack):
     def perturb(self, x, y, generator=None):
         g, _ = input_gradient(self.model, x, y, ce_loss)
         self.diagnostics["zero_grad_frac"] = zero_grad_fraction(g)
-        return project(x + self.eps * torch.sign(g), x, self.eps).detach()
+        return project(x + self.eps * ascent_direction(g, self.norm), x, self.eps, self.norm).detach()
 
     def settings(self):
         return {**super().settings(), "steps": 1, "step_size": self.eps, "loss": "ce"}

@@ -1,4 +1,5 @@
-"""Shared machinery of the gradient attacks: input gradients (with EOT) and L∞ projection."""
+"""Shared machinery of the gradient attacks: input gradients (with EOT), and the ε-ball's
+distance, projection, step direction and random start for each norm the threat models use."""
 
 from __future__ import annotations
 
@@ -21,8 +22,47 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, 
     return grad / eot_iter, logits.detach()
 
 
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+def distance(delta: torch.Tensor, norm: str = "Linf") -> torch.Tensor:
+    """Per point, the size of a perturbation in ``norm`` (``Linf`` or ``L2``)."""
+    flat = delta.flatten(1)
+    if norm == "Linf":
+        return flat.abs().amax(1)
+    if norm == "L2":
+        return flat.norm(p=2, dim=1)
+    raise ValueError(f"unknown norm {norm!r}; valid: Linf, L2")
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "Linf") -> torch.Tensor:
+    """x_adv moved back into the ``norm`` ε-ball around x, then into the image range [0, 1].
+
+    For L2 the clamp to [0, 1] after the ball projection can only shrink the perturbation
+    (each coordinate moves toward x), so the result stays in both sets."""
+    if norm == "Linf":
+        return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+    delta = x_adv - x
+    size = distance(delta, norm).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+    return (x + delta * torch.clamp(eps / size, max=1.0)).clamp_(0.0, 1.0)
+
+
+def ascent_direction(g: torch.Tensor, norm: str = "Linf") -> torch.Tensor:
+    """The steepest-ascent direction of unit ``norm`` for gradient g: sign(g) for L∞, g/‖g‖₂ for L2."""
+    if norm == "Linf":
+        return torch.sign(g)
+    return g / distance(g, norm).clamp_min(1e-12).view(-1, *([1] * (g.dim() - 1)))
+
+
+def random_start(x: torch.Tensor, eps: float, norm: str = "Linf", generator=None) -> torch.Tensor:
+    """A uniform draw from the ``norm`` ε-ball around x (clipped to [0, 1]), from ``generator``
+    on the generator's own device (a CPU generator serves a CUDA batch)."""
+    dev = generator.device if generator is not None else x.device
+    if norm == "Linf":
+        u = torch.rand(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+        return project(x + (2 * u - 1) * eps, x, eps, norm)
+    # uniform in the L2 ball: a Gaussian direction, radius eps · U^(1/d)
+    d = x[0].numel()
+    z = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+    r = torch.rand(len(x), generator=generator, device=dev, dtype=x.dtype).to(x.device) ** (1.0 / d)
+    return project(x + ascent_direction(z, norm) * (eps * r).view(-1, *([1] * (x.dim() - 1))), x, eps, norm)
 
 
 def zero_grad_fraction(g: torch.Tensor) -> float:

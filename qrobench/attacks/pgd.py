@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from .base import LOSSES, Attack, register_attack
-from .gradient import input_gradient, project, zero_grad_fraction
+from .gradient import ascent_direction, input_gradient, project, random_start, zero_grad_fraction
 
 RETURNS = ("first-success", "last")
 RETURNS_TEXT = {"first-success": "first misclassified iterate, else last", "last": "last iterate"}
@@ -66,13 +66,11 @@ class PGD(Attack):
         x = x.detach()
         x_adv = x.clone()
         if self.random_start:  # drawn where the generator lives (the trainer's is on the CPU)
-            dev = generator.device if generator is not None else x.device
-            u = torch.rand(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
-            x_adv = project(x + (2 * u - 1) * self.eps, x, self.eps)
+            x_adv = random_start(x, self.eps, self.norm, generator)
         if self.returns == "last":  # training: the final iterate, no bookkeeping
             for _ in range(self.steps):
                 g, _ = input_gradient(self.model, x_adv, y, loss_fn, self.eot_iter)
-                x_adv = project(x_adv + self.step_size * torch.sign(g), x, self.eps).detach()
+                x_adv = project(x_adv + self.step_size * ascent_direction(g, self.norm), x, self.eps, self.norm).detach()
             return x_adv
         # Only points not yet misclassified take further steps (the active batch shrinks as
         # points fall): a found point's iterate is final, so its later steps were wasted passes.
@@ -89,7 +87,8 @@ class PGD(Attack):
             active, xa, g = active[keep], xa[keep], g[keep]
             if len(active) == 0:
                 return best
-            x_adv[active] = project(xa + self.step_size * torch.sign(g), x[active], self.eps).detach()
+            x_adv[active] = project(xa + self.step_size * ascent_direction(g, self.norm), x[active], self.eps,
+                                    self.norm).detach()
         best[active] = x_adv[active]
         return best
 

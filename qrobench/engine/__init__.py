@@ -1,6 +1,7 @@
 """The evaluation engine: one protocol for every model (clean pass, attacks, worst case)."""
 
-from .evaluate import EvalConfig, evaluate, resolve_device
+from .config import EvalConfig, make_config, resolve_attack_options
+from .evaluate import evaluate, resolve_device
 from .results import (
            RESULT_SCHEMA,
            Result,
@@ -11,4 +12,4 @@ from .results import (
 )
 
 __all__ = ["EvalConfig", "RESULT_SCHEMA", "Result", "SeedResult", "default_output_path", "evaluate",
-           "read_result", "resolve_device", "write_result"]
+           "make_config", "read_result", "resolve_attack_options", "resolve_device", "write_result"]

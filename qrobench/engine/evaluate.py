@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,48 +17,20 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..attacks.base import check_attack_names, create_attack
-from ..data.cifar10 import EvalData, load_cifar10_test
+from ..attacks.base import create_attack
+from ..attacks.gradient import distance
+from ..data.cifar10 import EvalData
+from ..data.registry import load_test_set
 from ..errors import QrobenchError
 from ..models.noise import is_stochastic, noise_seed
-from ..protocol import LEADERBOARD_EPS, default_repeats, has_eot
+from ..protocol import default_repeats, has_eot
 from ..quant.measure import measure_weights
+from .config import EvalConfig
 from .journal import Journal
 from .outcomes import decode_mask, encode_mask
 from .results import Result, SeedResult
 from .seeding import ATTACK_GENERATOR, ATTACK_NOISE, CLEAN, SCORE_NOISE, batch_seed, generator
-from .shards import WHOLE, Shard, batch_points, shard_points
-
-
-@dataclass
-class EvalConfig:
-    attacks: list[str] = field(default_factory=lambda: ["pgd20"])
-    n: int = 1000
-    eps: float = LEADERBOARD_EPS
-    seed: int = 0
-    batch_size: int = 250
-    device: str = "auto"
-    repeats: int | None = None  # None: protocol.default_repeats (1, or 3 for stochastic models)
-    data_dir: str | None = None
-    progress: bool = True
-    attack_options: dict = field(default_factory=dict)  # per-attack extra kwargs
-    channels_last: bool = True  # measured: ~2x faster conv fwd+bwd on the CPU (benchmarks/)
-    stochastic: bool | None = None  # None: detect Feynman-Kac noise; True for other random models
-    shard: Shard = WHOLE  # which whole batches of the first n points to evaluate (shards.py)
-    cascade: bool = False  # attack a point only until one attack breaks it (worst case only)
-
-    def validate(self) -> None:
-        check_attack_names(self.attacks)
-        if len(set(self.attacks)) != len(self.attacks):
-            raise QrobenchError(f"--attacks lists an attack twice: {','.join(self.attacks)}")
-        if self.n <= 0:
-            raise QrobenchError(f"--n must be a positive number of test points, got {self.n}")
-        if self.batch_size <= 0:
-            raise QrobenchError(f"--batch-size must be positive, got {self.batch_size}")
-        if not 0 < self.eps <= 1:
-            raise QrobenchError(f"--eps must be in (0, 1] (pixels are in [0, 1]; 8/255 ≈ 0.0314), got {self.eps}")
-        if self.repeats is not None and self.repeats <= 0:
-            raise QrobenchError(f"--repeats must be positive, got {self.repeats}")
+from .shards import WHOLE, batch_points, shard_points
 
 
 def resolve_device(device: str) -> torch.device:
@@ -135,10 +106,10 @@ def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, see
     atk.diagnostics.pop("zero_grad_frac", None)
     with noise_seed(model, batch_seed(seed, k, b, ATTACK_NOISE), device):
         x_adv = atk.perturb(xb, yb, generator=gen)
-    dist = (x_adv - xb).abs().flatten(1).amax(1)
+    dist = distance(x_adv - xb, cfg.norm)
     if dist.max() > cfg.eps + 1e-5 or x_adv.min() < 0 or x_adv.max() > 1:
-        raise RuntimeError(f"attack {name} left the ε-ball or the image range "
-                           f"(max |δ| = {float(dist.max()):.5f}); this is a bug in the attack")
+        raise RuntimeError(f"attack {name} left the {cfg.norm} ε-ball or the image range "
+                           f"(max ‖δ‖ = {float(dist.max()):.5f} > ε = {cfg.eps:.5f}); this is a bug in the attack")
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
         survived[local] = (model(x_adv).argmax(1) == yb).cpu()
     return survived, atk.diagnostics.get("zero_grad_frac")
@@ -202,27 +173,30 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
                                  zero_grad_frac=zero_grad)
 
 
-def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0, *,
-             config: EvalConfig | None = None, data: EvalData | None = None, card=None,
+def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = None, card=None,
              command: str | None = None, protocol: dict | None = None, flags=(),
-             submission: dict | None = None, journal: str | None = None, resume: bool = False,
-             **kwargs) -> Result:
-    """Run the battery on the first ``n`` test points and return the complete result record.
+             submission: dict | None = None, journal: str | None = None, resume: bool = False) -> Result:
+    """Run ``config``'s battery on its first ``n`` test points and return the complete record.
 
-    ``command`` is the command line (or call) that asked for the run and ``protocol`` a named
-    protocol it follows (e.g. qrobench check's); both are stored as given. ``flags`` and
-    ``submission`` are added by callers that know more about the model (``qrobench submit``).
-    The ``transfer`` attack needs its surrogate model in ``attack_options["transfer"]``.
-    With ``journal`` (a path) every finished batch is journaled there and ``resume=True``
-    continues a killed run from it (journal.py); ``config.shard`` evaluates one shard only.
+    ``config`` comes from :func:`qrobench.engine.make_config`, the one place that validates
+    what a run measures (``qrobench.evaluate`` builds it from keyword arguments). ``data``
+    replaces the config's data set (e.g. points already loaded). ``command`` is the command
+    line (or call) that asked for the run and ``protocol`` a named protocol it follows (e.g.
+    qrobench check's); both are stored as given. ``flags`` and ``submission`` are added by
+    callers that know more about the model (``qrobench submit``). With ``journal`` (a path)
+    every finished batch is journaled there and ``resume=True`` continues a killed run from it
+    (journal.py); ``config.shard`` evaluates one shard only.
     """
-    cfg = config or EvalConfig(attacks=list(attacks), n=n, seed=seed, **kwargs)
-    cfg.validate()
+    if not isinstance(config, EvalConfig):
+        raise TypeError("engine.evaluate(model, config) takes an EvalConfig: build one with "
+                        "qrobench.engine.make_config(attacks=[...], n=..., ...), or call "
+                        "qrobench.evaluate(model, attacks=[...], n=...)")
+    cfg = config
     device = resolve_device(cfg.device)
     if data is None:
-        data = load_cifar10_test(cfg.n, cfg.data_dir)
+        data = load_test_set(cfg.dataset, cfg.n, cfg.data_dir)
     elif len(data) < cfg.n:
-        raise QrobenchError(f"--n {cfg.n} exceeds the {len(data)} points given")
+        raise QrobenchError(f"n (--n) = {cfg.n} exceeds the {len(data)} points given")
     else:
         data = EvalData(data.x[: cfg.n], data.y[: cfg.n], data.source)
 
@@ -232,7 +206,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     repeats = cfg.repeats if cfg.repeats is not None else default_repeats(stochastic)
     name = getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
 
-    built = {a: create_attack(a, model, eps=cfg.eps, device=device, seed=cfg.seed,
+    built = {a: create_attack(a, model, eps=cfg.eps, norm=cfg.norm, device=device, seed=cfg.seed,
                               **cfg.attack_options.get(a, {}))
              for a in cfg.attacks}
 
@@ -248,6 +222,7 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
     card_sha = getattr(card, "sha256", None)
     settings = {a: atk.settings() for a, atk in built.items()}
     log = Journal(journal, {"model": name, "card_sha256": card_sha, "n": len(data), "eps": cfg.eps,
+                            "threat_model": cfg.threat_model, "dataset": cfg.dataset,
                             "attacks": settings, "seeds": [cfg.seed + r for r in range(repeats)],
                             "batch_size": cfg.batch_size, "shard": str(cfg.shard),
                             "channels_last": cfg.channels_last, "cascade": cfg.cascade, "qrobench": __version__},
@@ -270,6 +245,9 @@ def evaluate(model: nn.Module, attacks=("pgd20",), n: int = 1000, seed: int = 0,
         n=stop - start,
         first_index=start,
         eps=cfg.eps,
+        norm=cfg.norm,
+        threat_model=cfg.threat_model,
+        dataset=cfg.dataset,
         attacks=settings,
         stochastic=stochastic,
         sparsity=stats.sparsity,

@@ -22,7 +22,13 @@ import numpy as np
 
 from ..errors import QrobenchError
 from ..files import atomic_write_text
-from ..protocol import CLEAN_ACC_FLOOR, precision_bits
+from ..protocol import (
+    CLEAN_ACC_FLOOR,
+    DEFAULT_DATASET,
+    DEFAULT_THREAT_MODEL,
+    precision_bits,
+    threat_model_of_norm,
+)
 from .outcomes import decode_mask, encode_mask
 
 RESULT_SCHEMA = "qrobench-result-v2"
@@ -106,12 +112,13 @@ class Result(_ReadsLikeAMapping):
     ensemble: int = 1
     precision: str = ""
     recipe: str | None = None
-    dataset: str = "cifar10"
+    dataset: str = DEFAULT_DATASET
     split: str = "test"
     n: int = 0
     first_index: int = 0
     eps: float = 0.0
     norm: str = "Linf"
+    threat_model: str = DEFAULT_THREAT_MODEL  # protocol.THREAT_MODELS: what eps bounds
     attacks: dict[str, dict] = field(default_factory=dict)  # name -> settings, in battery order
     clean_acc: float = 0.0
     robust_acc: dict[str, float] = field(default_factory=dict)
@@ -289,6 +296,14 @@ def migrate(d: dict, source: str = "<result>") -> dict:
         if not isinstance(d.get("bits"), (int, float)):
             d["bits"] = precision_bits(d.get("precision"))
         d["schema"] = RESULT_SCHEMA
+    # files written before threat model and data set were axes: the norm decides the threat
+    # model, and every such file measured CIFAR-10
+    if "threat_model" not in d:
+        try:
+            d["threat_model"] = threat_model_of_norm(d.get("norm", "Linf"))
+        except ValueError as e:
+            raise QrobenchError(f"{source}: {e}") from None
+    d.setdefault("dataset", DEFAULT_DATASET)
     return d
 
 

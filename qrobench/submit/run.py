@@ -15,15 +15,17 @@ from pathlib import Path
 
 import torch
 
-from ..attacks.base import check_attack_names
-from ..data.cifar10 import EvalData, load_cifar10_test
+from ..data.cifar10 import EvalData
+from ..data.registry import load_test_set
 from ..diagnose import diagnose_result
-from ..engine.evaluate import EvalConfig, evaluate, resolve_device
+from ..engine.config import EvalConfig, make_config
+from ..engine.evaluate import evaluate, resolve_device
 from ..engine.results import Result, write_result
 from ..engine.seeding import CLEAN, predict
 from ..errors import ModelCardError, QrobenchError
 from ..protocol import (
     CLEAN_ACC_FLOOR,
+    DEFAULT_DATASET,
     LEADERBOARD_EPS,
     LEADERBOARD_N,
     LEADERBOARD_SEED,
@@ -78,9 +80,7 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
         raise QrobenchError(f"--min-clean-acc is a fraction in [0, 1), got {min_clean_acc}")
     if arch_args is not None and not isinstance(arch_args, dict):
         raise QrobenchError("--arch-args must be a JSON object of keyword arguments")
-    if n <= 0:
-        raise QrobenchError(f"--n must be a positive number of test points, got {n}")
-    check_attack_names(battery_for(False, attacks))
+    EvalConfig(attacks=tuple(battery_for(False, attacks)), n=n, seed=seed, batch_size=batch_size)  # checked up front
     dev = resolve_device(device)
     card_path, ckpt_path, result_path = entry_paths(output_dir, name)
     existing = [p for p in (card_path, ckpt_path, result_path) if p.exists()]
@@ -98,7 +98,7 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
     loaded_as = load_weights(model, checkpoint)
     model.eval()
     if data is None:
-        data = load_cifar10_test(n, data_dir)
+        data = load_test_set(DEFAULT_DATASET, n, data_dir)
     elif len(data) < n:
         raise QrobenchError(f"--n {n} exceeds the {len(data)} points given")
     data = EvalData(data.x[:n], data.y[:n], data.source)
@@ -142,9 +142,9 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
                 "robust, so it is not ranked (check the checkpoint and its input range [0, 1])")
 
         battery = battery_for(stochastic, attacks)
-        cfg = EvalConfig(attacks=battery, n=len(data), eps=LEADERBOARD_EPS, seed=seed, batch_size=batch_size,
-                         device=device, repeats=STOCHASTIC_REPEATS if stochastic else 1,
-                         stochastic=stochastic, progress=progress)
+        cfg = make_config(battery, target=name, n=len(data), eps=LEADERBOARD_EPS, seed=seed, batch_size=batch_size,
+                          device=device, repeats=STOCHASTIC_REPEATS if stochastic else 1,
+                          stochastic=stochastic, progress=progress)
         card_obj = ModelCard.from_dict({
             "name": name, "architecture": architecture, "arch_args": dict(arch_args or {}),
             "ensemble": ensemble, "noise_coef": noise_coef, "precision": stats.precision,
@@ -160,7 +160,7 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
         }, source=f"submission {name}")
         torch.manual_seed(seed)
         # the card's precision is the measured one, so the record's weight statistics are too
-        result = evaluate(fresh, config=cfg, data=data, card=card_obj, command=command,
+        result = evaluate(fresh, cfg, data=data, card=card_obj, command=command,
                           flags={"submitted"} | (set() if has_card else {"no-card"}),
                           submission={"loaded_as": loaded_as, "random_at_test_time": stochastic,
                                       "clean_acc_floor": min_clean_acc, "battery": battery,

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from qrobench import evaluate
 from qrobench.attacks import create_attack, list_attacks
 from qrobench.attacks.gradient import project
 from qrobench.data.cifar10 import EvalData
-from qrobench.engine import evaluate
 from qrobench.engine.seeding import generator
 from qrobench.errors import QrobenchError
 from qrobench.models import create_model

@@ -4,9 +4,9 @@ import dataclasses
 
 import torch
 
+from qrobench import evaluate
 from qrobench.data.cifar10 import EvalData
 from qrobench.diagnose import diagnose_result
-from qrobench.engine import evaluate
 from qrobench.engine.diagnostics import combine, flags, probe, record_findings
 from qrobench.engine.results import Result, Spread
 

@@ -5,8 +5,8 @@ import statistics
 import pytest
 import torch
 
+from qrobench import evaluate
 from qrobench.data.cifar10 import EvalData
-from qrobench.engine import evaluate
 from qrobench.errors import QrobenchError, UnknownNameError
 from qrobench.models import create_model
 
@@ -24,10 +24,18 @@ def test_battery_respects_clean_and_worst_case(tiny_trained, test_points):
     for a, acc in r["robust_acc"].items():
         assert acc <= r["clean_acc"], a
         assert r["worst_case_acc"] <= acc
-    assert r["robust_acc"]["pgd20"] < r["robust_acc"]["fgsm"]  # iterative beats one step
-    assert r["robust_acc"]["cw-paper"] > r["robust_acc"]["pgd20"]  # the paper's C&W is weak
+    # Iterative vs one step is not a theorem point by point, so no strict inequality between two
+    # attacks on a model trained in the test run (its weights differ by CPU): pgd20 may miss a
+    # point fgsm breaks only rarely (measured: 0-1 of 100 on 3 fixture seeds, 1 and 2 threads),
+    # and a broken pgd20 (no steps, wrong sign) would leave it near the clean accuracy.
+    fgsm, pgd = (r.masks(a)[0] for a in ("fgsm", "pgd20"))
+    assert (pgd & ~fgsm).mean() <= 0.03
+    assert r["robust_acc"]["pgd20"] <= r["robust_acc"]["fgsm"] + 0.03
+    assert r["robust_acc"]["pgd20"] < r["clean_acc"] - 0.05  # pgd20 breaks something at 2/255
+    assert r["robust_acc"]["cw-paper"] >= r["robust_acc"]["pgd20"] - 0.03  # the paper's C&W is weak
     assert r["attacks"]["pgd20"]["steps"] == 20 and r["attacks"]["pgd20"]["step_size"] == 2 / 255
-    for key in ("model", "card_sha256", "dataset", "n", "eps", "attacks", "clean_acc", "robust_acc",
+    assert r["threat_model"] == "linf" and r["dataset"] == "cifar10" and r["norm"] == "Linf"
+    for key in ("model", "card_sha256", "dataset", "threat_model", "n", "eps", "attacks", "clean_acc", "robust_acc",
                 "worst_case_acc", "sparsity", "channel_sparsity", "size_bytes", "seed", "repeats",
                 "versions", "device", "wall_time_s", "data_source"):
         assert key in r

@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
+from qrobench import evaluate
 from qrobench.cli import main
 from qrobench.data.cifar10 import EvalData
-from qrobench.engine import evaluate, write_result
+from qrobench.engine import write_result
 from qrobench.engine.merge import merge_results
 from qrobench.errors import QrobenchError
 from qrobench.models import create_model

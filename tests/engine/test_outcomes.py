@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from qrobench import evaluate
 from qrobench.data.cifar10 import EvalData
-from qrobench.engine import evaluate
 from qrobench.engine.outcomes import decode_mask, encode_mask
 from qrobench.errors import QrobenchError
 

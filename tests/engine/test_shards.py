@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from qrobench import evaluate
 from qrobench.data.cifar10 import EvalData
-from qrobench.engine import evaluate, write_result
+from qrobench.engine import write_result
 from qrobench.engine.merge import merge_results
 from qrobench.engine.shards import Shard, n_batches
 from qrobench.errors import QrobenchError
