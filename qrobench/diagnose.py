@@ -3,48 +3,23 @@
 Reads the model's result at the leaderboard ε (and its ε curve) from the results folder,
 runs the short probe on the model itself (engine/diagnostics.py), prints one line per check
 and stores the findings in the result file, where the leaderboard turns each flag into a
-marked row with its reason. ``qrobench submit`` runs the same diagnosis on every entry.
+marked row with its reason. ``qrobench submit`` runs the same diagnosis on every entry
+(``engine.diagnostics.diagnose_result``; re-exported here only for older imports).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tabulate import tabulate
 
 from . import cli_options as opts
-from .engine.diagnostics import (
-    LARGE_EPS,
-    PROBE_POINTS,
-    PROBE_STEPS,
-    Finding,
-    combine,
-    flags,
-    probe,
-    record_findings,
-)
-from .engine.evaluate import resolve_device
+from .engine.diagnostics import PROBE_POINTS, Finding, diagnose_result
 from .engine.results import Result, write_result
 from .errors import QrobenchError
 from .protocol import LEADERBOARD_EPS, eps_text
 
-
-def diagnose_result(result: Result, model, data, curve: dict | None = None, device="cpu",
-                    command: str | None = None, probe_points: int = PROBE_POINTS) -> list[Finding]:
-    """Diagnose ``result`` (in place: its ``diagnostics``) with a probe on ``model``."""
-    dev = resolve_device(device)
-    x, y = data.x[:probe_points], data.y[:probe_points]
-    findings = combine(record_findings(result, curve), probe(model, x, y, dev, result.seed, result.stochastic))
-    result.diagnostics = {
-        "findings": [f.as_dict() for f in findings],
-        "flags": flags(findings),
-        "probe": {"points": len(x), "attack": f"PGD-{PROBE_STEPS}, step ε/10, random start",
-                  "eps": LARGE_EPS, "device": str(dev)},
-        "command": command,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    return findings
+__all__ = ["add_diagnose_parser", "cmd_diagnose", "diagnose_result", "format_findings"]
 
 
 def format_findings(model: str, findings: list[Finding]) -> str:

@@ -8,16 +8,14 @@ leaderboard's per-layer table and plot read these files, not the networks.
 from __future__ import annotations
 
 import json
-import platform
 import sys
-import time
 from pathlib import Path
 
 from . import cli_options as opts
-from ._version import __version__
-from .errors import QrobenchError
+from .quant.weight_records import WEIGHTS_SCHEMA, measure_model_weights, read_weights
 
-WEIGHTS_SCHEMA = "qrobench-weights-v1"
+# the record itself is library code (quant/weight_records.py); re-exported for older imports
+__all__ = ["WEIGHTS_SCHEMA", "add_weights_parser", "cmd_weights", "measure_model_weights", "read_weights"]
 
 
 def add_weights_parser(sub) -> None:
@@ -26,31 +24,6 @@ def add_weights_parser(sub) -> None:
     opts.add_zoo_dir(p)
     p.add_argument("--output-dir", default="results/weights", help="folder for <model>.json (default results/weights)")
     p.set_defaults(func=cmd_weights)
-
-
-def measure_model_weights(model, card, command: str) -> dict:
-    import torch
-
-    from .quant.measure import layer_table, measure_weights
-
-    return {"schema": WEIGHTS_SCHEMA, "model": card.name, "card_sha256": card.sha256,
-            "precision": card.precision, "recipe": card.recipe, "totals": measure_weights(model).as_dict(),
-            "layers": layer_table(model), "command": command,
-            "versions": {"qrobench": __version__, "torch": torch.__version__, "python": platform.python_version()},
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
-def read_weights(folder: str | Path) -> dict[str, dict]:
-    """model -> its weights file, for every valid file in ``folder`` (none: empty)."""
-    out = {}
-    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise QrobenchError(f"{path} is not readable JSON ({e}); re-run 'qrobench weights'") from None
-        if d.get("schema") == WEIGHTS_SCHEMA:
-            out[d["model"]] = d
-    return out
 
 
 def cmd_weights(args) -> int:

@@ -17,6 +17,7 @@ probe on the first points, :func:`probe`): ``large-eps-not-broken``, ``zero-grad
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 
@@ -28,6 +29,7 @@ from ..attacks.gradient import input_gradient
 from ..attacks.pgd import PGD
 from ..models.noise import noise_seed
 from ..protocol import eps_text, has_eot
+from .evaluate import resolve_device
 from .results import Result
 from .seeding import ATTACK_GENERATOR, ATTACK_NOISE, SCORE_NOISE, batch_seed, generator, predict
 
@@ -210,3 +212,23 @@ def findings_of(r: Result, curve: dict[float, float] | None = None) -> list[Find
 
 def flags(findings: list[Finding]) -> list[str]:
     return [f.check for f in findings if f.status == "flag"]
+
+
+def diagnose_result(result: Result, model, data, curve: dict | None = None, device="cpu",
+                    command: str | None = None, probe_points: int = PROBE_POINTS) -> list[Finding]:
+    """Diagnose ``result`` (in place: its ``diagnostics``) with a probe on ``model``.
+
+    Library code, not the ``qrobench diagnose`` command's: ``qrobench submit`` diagnoses
+    every entry with it, and neither command should import the other."""
+    dev = resolve_device(device)
+    x, y = data.x[:probe_points], data.y[:probe_points]
+    findings = combine(record_findings(result, curve), probe(model, x, y, dev, result.seed, result.stochastic))
+    result.diagnostics = {
+        "findings": [f.as_dict() for f in findings],
+        "flags": flags(findings),
+        "probe": {"points": len(x), "attack": f"PGD-{PROBE_STEPS}, step ε/10, random start",
+                  "eps": LARGE_EPS, "device": str(dev)},
+        "command": command,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return findings
