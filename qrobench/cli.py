@@ -68,10 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--output", required=True, help="path of the merged result JSON")
     mg.set_defaults(func=cmd_merge)
 
-    cp = sub.add_parser("compare", help="paired test of two results on the same points (per-point outcomes)")
+    cp = sub.add_parser("compare", help="paired test of two results on the same points (per-point outcomes)",
+                        description="Paired test of two results' worst cases over the same attacks on the same "
+                                    "points. Refused when the points (n, first index, data set), the threat "
+                                    "model or ε differ; a warning when the seeds or batch sizes differ.")
     cp.add_argument("files", nargs=2, help="two result JSON files measured on the same points")
     cp.add_argument("--attacks", type=opts.attack_list_arg, default=None,
-                    help="worst case over these attacks only (default: each file's whole battery)")
+                    help="worst case over these attacks, which both files must hold (default: the attacks "
+                         "both files measured)")
     cp.set_defaults(func=cmd_compare)
 
     ls = sub.add_parser("list", help="list the zoo's registered models")
@@ -213,28 +217,14 @@ def cmd_merge(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    import numpy as np
-
     from .engine.results import read_result
-    from .reports.stats import accuracy_interval, paired_test
+    from .reports.compare import compare_results
 
     a, b = (read_result(f) for f in args.files)
-    if (a.n, a.first_index, a.eps) != (b.n, b.first_index, b.eps):
-        raise QrobenchError(f"the files measured different points or ε (n {a.n} vs {b.n}, ε {eps_text(a.eps)} vs "
-                            f"{eps_text(b.eps)}); a paired test needs the same points")
-    scores = []
-    for name, r in zip(args.files, (a, b), strict=True):
-        masks = r.worst_case_masks(args.attacks)  # decoded once
-        s = np.mean(np.stack(masks), axis=0)
-        mean = float(s.mean())
-        lo, hi = accuracy_interval(mean, r.n, [float(m.mean()) for m in masks])
-        print(f"{r.model:24s} worst case {100 * mean:6.2f} %  [{100 * lo:.1f}, {100 * hi:.1f}]  "
-              f"({r.repeats} seed(s), {name})")
-        scores.append(s)
-    d = scores[0] - scores[1]
-    p = paired_test(*scores)
-    print(f"points where {a.model} does better: {int((d > 0).sum())}, worse: {int((d < 0).sum())}; "
-          f"paired test p = {p:.4g} ({'significant' if p < 0.05 else 'not significant'} at 5 %)")
+    comparison = compare_results(a, b, args.attacks, labels=tuple(args.files))
+    for w in comparison.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print("\n".join(comparison.lines()))
     return 0
 
 
