@@ -69,7 +69,10 @@ def write_leaderboard(results_dir="results", output_dir=None, zoo_dir=None, eps:
     lb = collect_leaderboard(results_dir, zoo_dir, eps, sort, filters, reported)
     out = Path(output_dir) if output_dir is not None else Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    measured = lb.table[lb.table["status"] == "measured"]
+    # the plots draw every measured row, ranked or provisional, in worst-case order whatever the
+    # table's order (ranked rows first), so that a row's rank never changes a plot
+    measured = lb.table[lb.table["status"] == "measured"].sort_values(
+        by=["worst_case_pct", "model"], ascending=[False, True], na_position="last", kind="mergesort")
     drawn = write_plots(measured, lb.curves, out / "plots", lb.models) if plots else {}
     if plots and lb.studies is not None:
         drawn.update(write_study_plots(lb.studies, out / "plots"))

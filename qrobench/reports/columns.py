@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..protocol import AUTOATTACK as AUTOATTACK_STANDARD
-from ..protocol import AUTOATTACK_RAND, precision_bits
+from ..protocol import AUTOATTACK_RAND, battery_for, precision_bits
 
 TEXT, NUMBER, INTERNAL = "text", "number", "internal"  # INTERNAL: for tools, not offered to --sort
 ATTACKS, ACCURACIES = "attacks", "accuracies"
@@ -144,6 +144,25 @@ def members(over: str, attacks) -> list[str]:
     return list(attacks) if over == ATTACKS else ["clean", *attacks, "worst_case"]
 
 
+# -- the ranking rule ------------------------------------------------------------------------
+
+def autoattack_for(stochastic: bool) -> str:
+    """The AutoAttack of a model's standard battery: ``aa``, or ``aa-rand`` for a randomised model."""
+    return AUTOATTACK_RAND if stochastic else AUTOATTACK_STANDARD
+
+
+def lacking(result) -> list[str]:
+    """The attacks of the model's standard battery that ``result`` did not measure, in battery order."""
+    return [a for a in battery_for(bool(result.stochastic)) if a not in result.robust_acc]
+
+
+def is_ranked(result) -> bool:
+    """A measured row is ranked only with its battery's AutoAttack; without it the worst case is an
+    upper bound that AutoAttack may lower, so the row is listed as provisional (as RobustBench
+    lists only AutoAttack-evaluated rows)."""
+    return autoattack_for(bool(result.stochastic)) in result.robust_acc
+
+
 @dataclass
 class Measured:
     """What a measured row's values are computed from: the file, and the verdicts about it."""
@@ -160,6 +179,14 @@ class Measured:
     @property
     def d(self):
         return self.r.result
+
+    @property
+    def ranked(self) -> bool:
+        return is_ranked(self.d)
+
+    @property
+    def lacks(self) -> str:
+        return ", ".join(lacking(self.d))
 
 
 def _train_hours(card) -> float:
@@ -240,6 +267,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("flags", "flags", TEXT, lambda m: ", ".join(m.flags),
            lambda rep: ", ".join(["reported", *rep.get("flags", [])]),
            title=lambda row: str(row["diagnosis"]) if row.get("diagnosis") else None),
+    # is_ranked: with the battery's AutoAttack (else provisional); published rows are never ranked
+    Column("ranked", "ranked", TEXT, lambda m: m.ranked, lambda rep: False),
+    # what a row lacks of its standard battery (a provisional row: its AutoAttack among them)
+    Column("lacks", "lacks", TEXT, lambda m: m.lacks, lambda rep: ""),
     Column("version", "qrobench", TEXT, lambda m: m.d.qrobench_version, lambda rep: ""),
     Column("source", "source", TEXT, lambda m: "measured", lambda rep: f"reported: {rep['source']}"),
     Column("stale", "", INTERNAL, lambda m: m.stale, lambda rep: False, csv=False),
@@ -255,11 +286,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("file", "", INTERNAL, _file, lambda rep: str(rep.get("path", ""))),
 )
 
-# The two human tables, by column name; "{attacks}" stands for the attack columns. "compact" is
-# the table read at a glance, "full" the one under "All columns".
+# The human tables, by column name; "{attacks}" stands for the attack columns. "compact" is the
+# ranked table read at a glance, "provisional" the unranked rows below it (what they lack instead of
+# rank, group and an AutoAttack they do not have), "full" the table under "All columns".
 VIEWS = {
     "compact": ("rank", "group", "model", "bits", "size_kb", "clean", "autoattack", "worst_case", "sparsity",
                 "channel_sparsity", "flags"),
+    "provisional": ("model", "bits", "size_kb", "clean", "worst_case", "sparsity", "channel_sparsity", "lacks",
+                    "flags"),
     "full": ("rank", "group", "model", "source", "architecture", "ensemble", "precision", "bits", "recipe",
              "train_h", "clean", "{attacks}", "worst_case", "sparsity", "channel_sparsity", "size_kb", "compression",
              "n", "flags", "version"),

@@ -15,7 +15,15 @@ import pandas as pd
 from .._version import __version__
 from .columns import NUMBER, RECIPE_WIDTH, Column, data_key, missing, view
 from .outline import OUTLINE, Section
-from .render import NOTE_REPORTED, Document, flag_lines, protocol_line, studies_section
+from .render import (
+    NOTE_PROVISIONAL,
+    NOTE_REPORTED,
+    Document,
+    flag_lines,
+    protocol_line,
+    provisional,
+    studies_section,
+)
 from .studies import Studies
 from .studies import render as studies_render
 from .summary import RunsSummary
@@ -93,22 +101,44 @@ def _intro(doc: Document, s: Section) -> list[str]:
             "to sort.</p>"]
 
 
-def _tables(doc: Document, s: Section) -> list[str]:
+def _plain_table(df: pd.DataFrame, which: str, attacks, cls: str) -> list[str]:
+    cols = view(which, attacks)
+    rows = ["<tr>" + "".join(f"<td>{html.escape(col.cell(r, name, RECIPE_WIDTH))}</td>" for col, name, _ in cols)
+            + "</tr>" for _, r in df.iterrows()]
+    return [f'<div class="wrap"><table class="{cls}"><thead><tr>',
+            "".join(f"<th>{html.escape(h)}</th>" for _, _, h in cols), "</tr></thead><tbody>", *rows,
+            "</tbody></table></div>"]
+
+
+def _ranked(doc: Document, s: Section) -> list[str]:
     df = doc.table
     if not len(df):
         return ['<p class="note">No results at this ε yet.</p>']
-    attacks = df.attrs.get("attacks", [])
-    compact, full = view("compact", attacks), view("full", attacks)
-    compact_rows = ["<tr>" + "".join(f"<td>{html.escape(col.cell(r, name, RECIPE_WIDTH))}</td>"
-                                     for col, name, _ in compact) + "</tr>" for _, r in df.iterrows()]
+    shown = df[~provisional(df)]
+    if not len(shown):
+        return ['<p class="note">No row is ranked yet: every row lacks AutoAttack (see Provisional below).</p>']
+    return _plain_table(shown, "compact", df.attrs.get("attacks", []), "compact")
+
+
+def _provisional(doc: Document, s: Section) -> list[str]:
+    df = doc.table
+    rows = df[provisional(df)] if len(df) else df
+    if not len(rows):
+        return []
+    return [f"<h2>{html.escape(s.title)}</h2>", f'<p class="note">{html.escape(NOTE_PROVISIONAL)}</p>',
+            *_plain_table(rows, "provisional", df.attrs.get("attacks", []), "provisional")]
+
+
+def _all(doc: Document, s: Section) -> list[str]:
+    df = doc.table
+    if not len(df):
+        return []
+    full = view("full", df.attrs.get("attacks", []))
     body = []
     for _, r in df.iterrows():
         cls = "reported" if r.get("status") == "reported" else ("stale" if r.get("stale") else "")
         body.append(f'<tr class="{cls}">' + "".join(_cell(r, col, name) for col, name, _ in full) + "</tr>")
-    return ['<div class="wrap"><table class="compact"><thead><tr>',
-            "".join(f"<th>{html.escape(h)}</th>" for _, _, h in compact), "</tr></thead><tbody>", *compact_rows,
-            "</tbody></table></div>", f"<h2>{html.escape(s.title)}</h2>",
-            '<div class="wrap"><table id="leaderboard"><thead><tr>',
+    return [f"<h2>{html.escape(s.title)}</h2>", '<div class="wrap"><table id="leaderboard"><thead><tr>',
             "".join(f"<th>{html.escape(h)}</th>" for _, _, h in full), "</tr></thead><tbody>", *body,
             "</tbody></table></div>"]
 
@@ -149,7 +179,7 @@ def _plots(doc: Document, s: Section) -> list[str]:
 
 
 HTML_SECTIONS = {
-    "intro": _intro, "tables": _tables, "flags": _flags, "reported": _reported, "stale": _stale,
+    "intro": _intro, "ranked": _ranked, "provisional": _provisional, "all": _all, "flags": _flags, "reported": _reported, "stale": _stale,
     "built": _built, "summary": _summary, **{k: studies_section(studies_render.HTML) for k in studies_render.HTML},
     "plots": _plots,
 }

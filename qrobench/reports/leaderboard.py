@@ -17,7 +17,6 @@ import pandas as pd
 from ..engine.diagnostics import findings_of
 from ..engine.diagnostics import flags as diagnostic_flags
 from ..errors import QrobenchError
-from ..protocol import AUTOATTACK, AUTOATTACK_RAND
 from .collect import ResultFile, Selection, is_stale, same_eps
 from .columns import (
     ASCENDING_BY_DEFAULT,
@@ -26,6 +25,7 @@ from .columns import (
     TEXT_KEYS,
     Measured,
     data_keys,
+    is_ranked,
     make_row,
     pct,
 )
@@ -69,7 +69,7 @@ def measured_row(r: ResultFile, cards: dict, root=None, curve: dict | None = Non
     findings = findings_of(d, curve)
     flags = list(d.flags)
     flags += [f for f in diagnostic_flags(findings) if f not in flags]
-    if d.robust_acc and not {AUTOATTACK, AUTOATTACK_RAND} & set(d.robust_acc):
+    if d.robust_acc and not is_ranked(d):
         flags.append("no-autoattack")
     if stale:
         flags.append("stale")
@@ -99,15 +99,17 @@ def build_table(sel: Selection, cards: dict, reported: list[dict] = (), root=Non
 
 
 def _add_groups(rows: list[dict], chosen: list[ResultFile]) -> None:
-    """``group``: rows in worst-case order whose gap to the row above is not significant share a
-    group (paired test on the per-point outcomes, stats.py); rows without outcomes get none."""
+    """``group``: ranked rows in worst-case order whose gap to the row above is not significant share
+    a group (paired test on the per-point outcomes, stats.py); rows without outcomes get none, and
+    so do provisional rows, which the ranked table does not hold."""
     order = sorted(range(len(rows)), key=lambda i: (-rows[i]["worst_case_pct"]
                                                      if not math.isnan(rows[i]["worst_case_pct"]) else math.inf,
                                                      rows[i]["model"]))
     scores = []
     for i in order:
         r = chosen[i].result
-        scores.append(r.point_scores() if r.has_outcomes and r.robust_acc and r.first_index == 0 else None)
+        ok = rows[i]["ranked"] and r.has_outcomes and r.robust_acc and r.first_index == 0
+        scores.append(r.point_scores() if ok else None)
     for i, g in zip(order, significance_groups(scores), strict=True):
         rows[i]["group"] = g if g is not None else pd.NA
 
@@ -129,8 +131,9 @@ def sort_column(df: pd.DataFrame, key: str) -> str:
 
 
 def sort_table(df: pd.DataFrame, key: str = DEFAULT_SORT) -> pd.DataFrame:
-    """Sort by ``key[:asc|desc]`` (missing values last, ties by model name) and number the
-    measured rows 1, 2, … in that order; reported rows get no rank."""
+    """Sort by ``key[:asc|desc]`` (missing values last, ties by model name), ranked rows first, then
+    the provisional ones (measured without their battery's AutoAttack), then the reported ones, and
+    number the ranked rows 1, 2, … in that order; the others get no rank."""
     name, _, direction = key.partition(":")
     if direction not in ("", "asc", "desc"):
         raise QrobenchError(f"--sort {key!r}: the direction after ':' must be asc or desc")
@@ -140,8 +143,12 @@ def sort_table(df: pd.DataFrame, key: str = DEFAULT_SORT) -> pd.DataFrame:
     out = df.sort_values(by=[col, "model"], ascending=[ascending, True], na_position="last",
                          kind="mergesort").reset_index(drop=True)
     measured = out["status"] == "measured"
+    ranked = measured & out["ranked"].fillna(False).astype(bool)
+    tier = pd.Series(2, index=out.index).mask(measured, 1).mask(ranked, 0)
+    order = tier.sort_values(kind="mergesort").index
+    out, ranked = out.loc[order].reset_index(drop=True), ranked.loc[order].reset_index(drop=True)
     out["rank"] = pd.array([pd.NA] * len(out), dtype="Int64")
-    out.loc[measured, "rank"] = range(1, int(measured.sum()) + 1)
+    out.loc[ranked, "rank"] = range(1, int(ranked.sum()) + 1)
     out.attrs = dict(df.attrs)
     return out
 

@@ -19,7 +19,9 @@ class Section:
 
 OUTLINE: tuple[Section, ...] = (
     Section("intro", "qrobench leaderboard"),  # the document's title and the protocol line
-    Section("tables", "All columns"),  # the compact table, then the full one under this title
+    Section("ranked", ""),  # the compact table: the ranked rows (and the reported ones, never ranked)
+    Section("provisional", "Provisional"),  # measured rows without their battery's AutoAttack: not ranked
+    Section("all", "All columns"),  # every row, every column
     Section("flags", "Flags", markdown_heading=False),
     Section("reported", ""),
     Section("stale", ""),

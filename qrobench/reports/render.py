@@ -23,6 +23,11 @@ from .studies import Studies
 from .studies import render as studies_render
 from .summary import RunsSummary
 
+NOTE_PROVISIONAL = ("Not ranked: these rows were measured without the AutoAttack of their standard battery "
+                    "(`aa`, or `aa-rand` for a randomised model), so their worst case is an upper bound that "
+                    "AutoAttack may lower. As on RobustBench, only AutoAttack-evaluated rows are ranked; "
+                    "rank numbers count ranked rows only. `lacks`: the attacks of the standard battery the "
+                    "row was not measured with (the runs summary says how to add them).")
 NOTE_REPORTED = ("Rows marked “reported” are published numbers typed from the paper named in the "
                  "source column, under that paper's protocol (I-FGSM-20 and the papers' weak C&W); "
                  "qrobench did not measure them, they have no worst case, and they are not ranked.")
@@ -32,8 +37,8 @@ FLAG_HELP = {
     **DIAGNOSTIC_FLAGS,
     "no-eot": "a randomised model measured without an EOT attack (eot-pgd20 or aa-rand)",
     "no-autoattack": "measured without AutoAttack (aa, or aa-rand for a randomised model): the worst case is "
-                     "an upper bound that the full battery may lower, so the row's rank is provisional "
-                     "(the runs summary says what is missing)",
+                     "an upper bound that the full battery may lower, so the row is not ranked but listed "
+                     "under Provisional (the runs summary says what is missing)",
     "cascade": "measured with --cascade: each attack ran only on the points the earlier ones left standing, "
                "so the per-attack columns are cumulative (the worst case is exact)",
     "low-clean-accuracy": "clean accuracy below the 20 % floor: robust numbers of a broken model mean little",
@@ -61,7 +66,9 @@ def protocol_line(df: pd.DataFrame, eps: float, sort: str) -> str:
             "widened by the seed spread, t·s/√k). Worst case: a point counts as robust only if it "
             "survives every attack in its battery. Group: rows whose worst case is not significantly "
             "different (paired McNemar / sign-flip test on the per-point outcomes, 5 %) from the row "
-            "above share a group; '—' where a result holds no per-point outcomes.")
+            "above share a group; '—' where a result holds no per-point outcomes. Only rows measured with "
+            "AutoAttack (aa; aa-rand for randomised models) are ranked and grouped; the others are listed "
+            "under Provisional, below the ranked table.")
 
 
 @dataclass
@@ -77,8 +84,13 @@ class Document:
     studies: Studies | None = None
 
 
-def _table(df: pd.DataFrame, which: str) -> str:
-    cols = view(which, df.attrs.get("attacks", []))
+def provisional(df: pd.DataFrame) -> pd.Series:
+    """The measured rows that are not ranked (no AutoAttack of their battery): the Provisional block."""
+    return (df["status"] == "measured") & ~df["ranked"].fillna(False).astype(bool)
+
+
+def _table(df: pd.DataFrame, which: str, attacks=None) -> str:
+    cols = view(which, df.attrs.get("attacks", []) if attacks is None else attacks)
     rows = [[col.cell(r, name, RECIPE_WIDTH) for col, name, _ in cols] for _, r in df.iterrows()]
     return tabulate(rows, headers=[h for _, _, h in cols], tablefmt="github", disable_numparse=True)
 
@@ -87,11 +99,27 @@ def _intro(doc: Document, s: Section) -> list[str]:
     return [f"# {s.title}", "", protocol_line(doc.table, doc.eps, doc.sort), ""]
 
 
-def _tables(doc: Document, s: Section) -> list[str]:
+def _ranked(doc: Document, s: Section) -> list[str]:
     df = doc.table
     if not len(df):
         return ["_No results at this ε yet: run `qrobench run` or `qrobench submit` first._", ""]
-    return [_table(df, "compact"), "", f"## {s.title}", "", _table(df, "full"), ""]
+    shown = df[~provisional(df)]
+    if not len(shown):
+        return ["_No row is ranked yet: every row lacks AutoAttack (see Provisional below)._", ""]
+    return [_table(shown, "compact", df.attrs.get("attacks", [])), ""]
+
+
+def _provisional(doc: Document, s: Section) -> list[str]:
+    df = doc.table
+    rows = df[provisional(df)] if len(df) else df
+    if not len(rows):
+        return []
+    return [f"## {s.title}", "", NOTE_PROVISIONAL, "", _table(rows, "provisional", df.attrs.get("attacks", [])), ""]
+
+
+def _all(doc: Document, s: Section) -> list[str]:
+    df = doc.table
+    return [f"## {s.title}", "", _table(df, "full"), ""] if len(df) else []
 
 
 def _flags(doc: Document, s: Section) -> list[str]:
@@ -136,7 +164,7 @@ def studies_section(renderers: dict) -> Callable[[Document, Section], list[str]]
 
 
 MARKDOWN_SECTIONS: dict[str, Callable[[Document, Section], list[str]]] = {
-    "intro": _intro, "tables": _tables, "flags": _flags, "reported": _reported, "stale": _stale,
+    "intro": _intro, "ranked": _ranked, "provisional": _provisional, "all": _all, "flags": _flags, "reported": _reported, "stale": _stale,
     "built": _built, "summary": _summary, **{k: studies_section(studies_render.MARKDOWN) for k in studies_render.MARKDOWN},
     "plots": _plots,
 }

@@ -60,8 +60,9 @@ def test_every_back_end_emits_exactly_the_spec_columns_in_order():
     assert list(csv.columns) == data_keys(attacks, "csv")
     assert "stale" in data_keys(attacks, "json") and "stale" not in data_keys(attacks, "csv")
     assert all(list(r) == data_keys(attacks, "json") for r in rows)
-    views = [[h for _, _, h in view(w, attacks)] for w in ("compact", "full")]
-    assert views[1][10:16] == ["clean %", "fgsm %", "pgd20 %", "ifgsm20 %", "square %", "aa %"]
+    # the ranked table, the provisional one ("b" lacks aa) and the full one
+    views = [[h for _, _, h in view(w, attacks)] for w in ("compact", "provisional", "full")]
+    assert views[2][10:16] == ["clean %", "fgsm %", "pgd20 %", "ifgsm20 %", "square %", "aa %"]
     assert _md_headers(md) == views
     assert _html_headers(page) == views
     # the cells follow the spec's formats: the compact AutoAttack column, the reported row's name
@@ -79,7 +80,7 @@ def test_a_new_column_is_one_entry_in_the_spec(monkeypatch):
     md, page, csv, rows = _every_output(df)
     assert list(csv.columns)[-1] == "double_n" and sorted(csv["double_n"]) == [2000, 2000, 20000]
     assert [r["double_n"] for r in rows] == list(csv["double_n"])
-    assert _md_headers(md)[1][-1] == "double n" and _html_headers(page)[1][-1] == "double n"
+    assert _md_headers(md)[-1][-1] == "double n" and _html_headers(page)[-1][-1] == "double n"
     assert 'class="num" data-v="20000"' in page  # a number column sorts as a number
 
 
@@ -116,7 +117,7 @@ def test_moving_a_section_in_the_outline_moves_it_in_the_document(monkeypatch, w
     df = _table()
     moved = (OUTLINE[0], next(s for s in OUTLINE if s.key == "flags"),
              *[s for s in OUTLINE[1:] if s.key != "flags"])
-    renamed = tuple(replace(s, title="Every column") if s.key == "tables" else s for s in moved)
+    renamed = tuple(replace(s, title="Every column") if s.key == "all" else s for s in moved)
     module = render if which == "markdown" else html
     monkeypatch.setattr(module, "OUTLINE", renamed)
     text = (render.to_markdown(df, None, 8 / 255, "worst_case") if which == "markdown"
