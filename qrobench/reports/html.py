@@ -125,7 +125,7 @@ def _provisional(doc: Document, s: Section) -> list[str]:
     rows = df[provisional(df)] if len(df) else df
     if not len(rows):
         return []
-    return [f"<h2>{html.escape(s.title)}</h2>", f'<p class="note">{html.escape(NOTE_PROVISIONAL)}</p>',
+    return [f"<h2>{html.escape(s.title)}</h2>", f'<p class="note">{html.escape(NOTE_PROVISIONAL.replace("`", ""))}</p>',
             *_plain_table(rows, "provisional", df.attrs.get("attacks", []), "provisional")]
 
 
