@@ -55,7 +55,7 @@ def _leaderboard_result(results_dir: Path, model: str, cards) -> tuple[Path, Res
 
 
 def cmd_diagnose(args) -> int:
-    from .data.cifar10 import load_cifar10_test
+    from .data.registry import load_test_set
     from .engine.results import read_result
     from .zoo.store import Zoo
 
@@ -69,7 +69,7 @@ def cmd_diagnose(args) -> int:
             raise QrobenchError(f"{path} is a result for {result.model!r}, not {card.name!r}")
     else:
         path, result, curve = _leaderboard_result(Path(args.results_dir), card.name, {card.name: card})
-    data = load_cifar10_test(args.probe_points, args.data_dir)
+    data = load_test_set(result.dataset, args.probe_points, args.data_dir)
     findings = diagnose_result(result, model, data, curve, args.device, opts.command_line(args.argv),
                                args.probe_points)
     print(format_findings(card.name, findings))

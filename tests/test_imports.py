@@ -134,14 +134,9 @@ def test_no_import_cycle_through_function_level_imports():
 # library code they used to hold lives in library modules.
 COMMAND_MODULES = {"qrobench.check", "qrobench.diagnose", "qrobench.sweep", "qrobench.weights",
                    "qrobench.submit.cli", "qrobench.train.cli", "qrobench.reports.cli"}
-# imports still to be pointed at the library module (the command re-exports meanwhile)
-PENDING = {("qrobench.submit.run", "qrobench.diagnose"),  # -> qrobench.engine.diagnostics
-           ("qrobench.reports.studies.findings", "qrobench.weights")}  # -> qrobench.quant.weight_records
-
 
 def test_only_the_cli_imports_command_modules():
     g = import_graph(module_level=False)
     edges = {(m, t) for m, ts in g.items() for t in ts & COMMAND_MODULES
              if m not in ("qrobench.cli", "qrobench.__main__") and not m.startswith(t + ".")}
-    assert edges - PENDING == set()
-    assert PENDING <= edges | {e for e in PENDING if e[0] not in g}, "a pending import was fixed: drop it from PENDING"
+    assert edges == set()

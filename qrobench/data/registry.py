@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 from .cifar10 import CIFAR10_CLASSES, EvalData, load_cifar10_test
 
 
@@ -23,25 +23,20 @@ class DatasetSpec:
     load: Callable[..., EvalData]  # (n, data_dir) -> the first n test points in order
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("data set")
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    if spec.name in _DATASETS:
-        raise ValueError(f"data set {spec.name!r} is already registered")
-    _DATASETS[spec.name] = spec
-    return spec
+    return DATASETS.register(spec.name, spec)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def check_dataset(name: str) -> DatasetSpec:
     """The registered data set ``name``; a clear error with the valid names otherwise."""
-    if name not in _DATASETS:
-        raise UnknownNameError("data set", name, _DATASETS)
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def load_test_set(name: str, n: int | None = None, data_dir: str | os.PathLike | None = None) -> EvalData:

@@ -17,8 +17,8 @@ import torch
 
 from ..data.cifar10 import EvalData
 from ..data.registry import load_test_set
-from ..diagnose import diagnose_result
 from ..engine.config import EvalConfig, make_config
+from ..engine.diagnostics import diagnose_result
 from ..engine.evaluate import evaluate, resolve_device
 from ..engine.results import Result, write_result
 from ..engine.seeding import CLEAN, predict

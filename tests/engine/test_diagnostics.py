@@ -6,8 +6,7 @@ import torch
 
 from qrobench import evaluate
 from qrobench.data.cifar10 import EvalData
-from qrobench.diagnose import diagnose_result
-from qrobench.engine.diagnostics import combine, flags, probe, record_findings
+from qrobench.engine.diagnostics import combine, diagnose_result, flags, probe, record_findings
 from qrobench.engine.results import Result, Spread
 
 SMALL_EPS = 2 / 255

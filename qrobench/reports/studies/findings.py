@@ -17,7 +17,7 @@ import pandas as pd
 
 from ...engine.results import Result
 from ...protocol import precision_for_bits
-from ...weights import read_weights
+from ...quant.weight_records import read_weights
 from ..stats import ALPHA, paired_test
 from .data import (
     NATURAL_SUFFIX,
