@@ -97,15 +97,23 @@ def precision_bits(token: str | None) -> float | None:
 LEADERBOARD_EPS = 8 / 255
 
 
+def check_eps(value) -> float:
+    """ε as a radius on [0, 1] pixels: a number in (0, 1]; the one place that says so."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"ε must be in (0, 1] (pixels are in [0, 1]; 8/255 ≈ 0.0314), got {value!r}")
+    return float(value)
+
+
 def parse_eps(text: str) -> float:
     """A number or a fraction such as ``8/255``, in (0, 1] (pixels are in [0, 1])."""
     try:
         value = float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"ε must be a number or a fraction like 8/255, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise ValueError(f"ε must be in (0, 1] (pixels are in [0, 1]; 8/255 ≈ 0.0314), got {text!r}")
-    return value
+    try:
+        return check_eps(value)
+    except ValueError:
+        raise ValueError(f"ε must be in (0, 1] (pixels are in [0, 1]; 8/255 ≈ 0.0314), got {text!r}") from None
 
 
 def parse_eps_list(text: str) -> list[float]:

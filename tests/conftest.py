@@ -42,7 +42,8 @@ def test_points() -> EvalData:
 @pytest.fixture(scope="session")
 def tiny_trained(data_dir) -> torch.nn.Module:
     """A PreAct ResNet-8 trained naturally on 6,000 CIFAR-10 images: about 45 % clean accuracy,
-    enough for attacks to have something to break."""
+    enough for attacks to have something to break. Its weights differ by CPU and thread count,
+    so tests assert invariants or properties with a measured margin, never an exact number."""
     from qrobench.data.cifar10 import load_cifar10_train
     from qrobench.train.augment import crop_flip
 
@@ -50,17 +51,22 @@ def tiny_trained(data_dir) -> torch.nn.Module:
     train = load_cifar10_train(data_dir)
     x, y = train.x[:6000], train.y[:6000]
     model = create_model("preact_resnet", depth=8)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    # one-cycle: a constant rate of 0.05 left clean accuracy anywhere in 18-40 % by seed and CPU
+    # threads; annealed to zero it lands at 42-48 % on 200 test points (seeds 0-2, 1 and 2 threads)
+    epochs, batch = 3, 100
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=epochs * len(y) // batch, pct_start=0.25)
     g = torch.Generator().manual_seed(TEST_SEED)
     model.train()
-    for _ in range(3):
+    for _ in range(epochs):
         perm = torch.randperm(len(y), generator=g)
-        for i in range(0, len(y), 100):
-            idx = perm[i:i + 100]
+        for i in range(0, len(y), batch):
+            idx = perm[i:i + batch]
             loss = F.cross_entropy(model(crop_flip(x[idx], g)), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
     return model.eval()
 
 

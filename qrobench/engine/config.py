@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..attacks.base import attack_norms, check_attack_names
 from ..data.registry import check_dataset
 from ..errors import QrobenchError
-from ..protocol import DEFAULT_DATASET, DEFAULT_THREAT_MODEL, ThreatModel, eps_text, threat_model
+from ..protocol import DEFAULT_DATASET, DEFAULT_THREAT_MODEL, ThreatModel, check_eps, threat_model
 from .shards import WHOLE, Shard
 
 # attacks whose number of noise draws per gradient ``eot_iter`` sets (the EOT draws)
@@ -79,9 +79,11 @@ class EvalConfig:
             _positive_int("repeats", "--repeats", self.repeats, "seeds")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise QrobenchError(f"seed (--seed) must be a whole number ≥ 0, got {self.seed!r}")
-        if tm.is_norm_ball and not (isinstance(self.eps, (int, float)) and 0 < self.eps <= 1):
-            raise QrobenchError(f"eps (--eps) is the {tm.budget}: it must be in (0, 1] (pixels are in "
-                                f"[0, 1]; {eps_text(tm.default_eps)} is the leaderboard's), got {self.eps!r}")
+        if tm.is_norm_ball:
+            try:
+                check_eps(self.eps)
+            except ValueError as e:
+                raise QrobenchError(f"eps (--eps) is the {tm.budget}: {e}") from None
         try:
             check_dataset(self.dataset)
         except QrobenchError as e:
