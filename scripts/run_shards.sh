@@ -18,7 +18,7 @@ export QROBENCH_DATA=${QROBENCH_DATA:-$(cd ../shared/data && pwd)}
 run=(qrobench)
 if [ -n "${QROBENCH_CODE:-}" ]; then
   export PYTHONPATH="$QROBENCH_CODE${PYTHONPATH:+:$PYTHONPATH}"
-  run=(python -m qrobench.cli)
+  run=(python -P -m qrobench.cli)  # -P: not this folder first on sys.path, so QROBENCH_CODE's code runs
 fi
 commit() {  # commit one finished shard, retrying while another git command holds the index
   git ls-files --error-unmatch "$1" >/dev/null 2>&1 && return 0
