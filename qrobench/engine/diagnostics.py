@@ -8,28 +8,33 @@ reason, or does not apply (a needed attack or ε curve is missing). Thresholds a
 constants, stated in the README and docs/protocol.md §6.8.
 
 Checks read from the result record alone (the leaderboard applies them to every row):
-``not-robust``, ``fgsm-beats-pgd``, ``black-box-beats-white-box``, ``eot-gap``,
-``eps-not-monotone``, ``zero-gradients``, ``stochastic``. Checks that need the model (a short
-probe on the first points, :func:`probe`): ``large-eps-not-broken``, ``zero-gradients``
-(measured directly), ``probability-output``.
+``not-robust``, ``fgsm-beats-pgd``, ``black-box-beats-white-box``, ``square-beats-white-box``
+(per-point outcomes), ``eot-gap``, ``eps-not-monotone``, ``zero-gradients``, ``stochastic`` (as
+the record says). Checks that need the model (a short probe on the first points, :func:`probe`):
+``stochastic`` (two passes compared), ``forward-calls-backward``, ``probability-output``,
+``zero-gradients`` (measured directly), ``unstable-predictions`` (Pintor et al., NeurIPS 2022),
+``large-eps-not-broken``; and, with the record's per-point outcomes, ``random-beats-attacks``
+(:func:`random_ball_finding`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 
 import torch
 import torch.nn as nn
 
-from ..attacks.base import ce_loss, is_white_box
-from ..attacks.gradient import input_gradient
+from ..attacks.base import ce_loss, is_white_box, margin_loss
+from ..attacks.gradient import input_gradient, random_start, zero_grad_fraction
 from ..attacks.pgd import PGD
 from ..models.noise import noise_seed
 from ..protocol import eps_text, has_eot
 from .evaluate import resolve_device
+from .outcomes import decode_mask
 from .results import Result
 from .seeding import ATTACK_GENERATOR, ATTACK_NOISE, SCORE_NOISE, batch_seed, generator, predict
 
@@ -42,6 +47,43 @@ LARGE_EPS = 64 / 255  # an unbounded-in-practice budget: every point must break
 LARGE_EPS_SUCCESS = 0.98  # required success rate there, on initially correct points
 PROBE_POINTS = 100
 PROBE_STEPS = 50
+# stochastic: two passes of the same input (fresh noise seeds) differ by more than this, relative
+# to the largest logit. A deterministic forward repeats exactly on the CPU, and GPU kernels that
+# sum in another order differ by ~1e-6 relative; test-time noise (dropout, EnResNet's Feynman-Kac
+# noise) moves logits by 1e-2 or more, so 1e-4 separates the two by two orders either way.
+STOCHASTIC_TOL = 1e-4
+# zero-gradients, probe: AutoAttack's checks.py warns on ANY point with a zero gradient, because
+# a gradient attack cannot move such a point at all; the probe measures the CE input gradient
+# at the clean-correct probe points (the ones attacks start from) and flags any. (The record's
+# check counts every attack iterate and keeps ZERO_GRAD_FRACTION: saturated softmax at
+# far-adversarial iterates is not masking.)
+ZERO_GRAD_PROBE_FRACTION = 0.0
+# unstable-predictions (Pintor et al., "Indicators of Attack Failure", NeurIPS 2022): the loss
+# jumps under small random noise by more than the gradient can explain. Uniform noise of
+# UNSTABLE_RADIUS (one 8-bit grey level, ε/8 at 8/255) per pixel, UNSTABLE_DRAWS draws, margin
+# loss (it does not saturate on confident points, unlike CE). To first order no perturbation
+# of L∞ size r changes the loss by more than the gradient-sign step of size r gains
+# (|g·u| ≤ r‖g‖₁), so a point whose mean random change exceeds UNSTABLE_RATIO × that gain is
+# not described by its gradient: a step function (hard rounding, zero gain) or a gradient
+# that points elsewhere. Changes below UNSTABLE_FLOOR (logits) are float rounding.
+UNSTABLE_RADIUS = 1 / 255
+UNSTABLE_DRAWS = 8
+UNSTABLE_RATIO = 1.0
+UNSTABLE_FLOOR = 1e-4
+# flag when more than this fraction of clean-correct probe points is unstable: the same
+# tolerance as the record's zero-gradients, for points near a ReLU kink where curvature alone
+# can beat the first-order gain at one grey level
+UNSTABLE_FRACTION = 0.05
+# square-beats-white-box (AutoAttack's checks.py): Square, a gradient-free attack, breaks
+# more than 0.2 % of the points beyond what every white-box attack together breaks
+SQUARE_GAP_PP = 0.2
+# random-beats-attacks (Athalye et al., ICML 2018): RANDOM_SAMPLES uniform draws from the ε-ball
+# around each clean-correct probe point that the battery left robust; any draw that is
+# misclassified is a point the attacks missed although chance finds it. The threshold is zero
+# points: a random draw is the weakest attack there is, so one such point already shows the
+# battery failing, and the check costs RANDOM_SAMPLES forward passes per probe point.
+RANDOM_SAMPLES = 64
+RANDOM_BEATS_MAX = 0
 
 
 FLAG_HELP = {
@@ -57,12 +99,21 @@ FLAG_HELP = {
                         "the adversarial examples that must exist",
     "large-eps-not-broken": "at ε = 64/255 a long PGD does not break nearly every point: the attack cannot "
                             "follow the gradient even where almost any image is reachable",
-    "zero-gradients": "many points have an all-zero or non-finite input gradient (saturated or "
-                      "non-differentiable parts)",
-    "stochastic": "the model is random at test time: only EOT attacks (eot-pgd20, aa-rand) and several "
-                  "seeds give trustworthy numbers",
+    "zero-gradients": "all-zero or non-finite input gradients (saturated or non-differentiable parts): on more "
+                      "than 5 % of an attack's points, or at any clean-correct probe point",
+    "stochastic": "the model is random at test time (as its card says, or two passes of the same input "
+                  "differ): only EOT attacks (eot-pgd20, aa-rand) and several seeds give trustworthy numbers",
     "probability-output": "the model returns probabilities, not logits: cross-entropy gradients vanish where "
                           "the softmax saturates",
+    "forward-calls-backward": "the model's forward pass computes gradients itself (a dynamic defence): "
+                              "the attacks' gradients are not those of the function they attack",
+    "unstable-predictions": "small random noise (one grey level) moves the loss more than a gradient step of "
+                            "the same size on many points: the loss is a step function or its gradient is "
+                            "uninformative (e.g. hard rounding without a straight-through estimator)",
+    "square-beats-white-box": "the gradient-free Square attack breaks more than 0.2 % of points that every "
+                              "white-box attack left robust: the gradients are misleading",
+    "random-beats-attacks": "random points in the ε-ball misclassify a point that every attack left robust: "
+                            "the attacks are failing",
 }
 
 
@@ -122,6 +173,8 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
     else:
         out.append(Finding("black-box-beats-white-box", "n/a", "needs a black-box and a white-box attack"))
 
+    out.append(_square_finding(r))
+
     if r.cascade:
         out.append(Finding("eot-gap", "n/a", cumulative))
     elif r.stochastic and "eot-pgd20" in acc and "pgd20" in acc:
@@ -148,40 +201,174 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
 
     if r.stochastic:
         eot = has_eot(r.attacks)
-        out.append(Finding("stochastic", "flag", f"random at test time; EOT attack {'present' if eot else 'MISSING'},"
-                                                 f" {r.repeats} seed(s)"))
+        out.append(Finding("stochastic", "flag", f"random at test time (record); EOT attack "
+                                                 f"{'present' if eot else 'MISSING'}, {r.repeats} seed(s)"))
     else:
-        out.append(Finding("stochastic", "pass", "deterministic at test time"))
+        out.append(Finding("stochastic", "pass", "deterministic at test time (record; the probe tests the model)"))
     return out
+
+
+def _contains_square(settings: dict) -> bool:
+    return "square" in (settings or {}).get("attacks", [])
+
+
+def _square_finding(r: Result) -> Finding:
+    """square-beats-white-box: per seed, the points every white-box attack left robust that
+    Square breaks, as pp of n, averaged over seeds."""
+    name = "square-beats-white-box"
+    # white-box attacks whose own cascade does not run Square (``aa`` does)
+    white = [a for a in r.attacks if is_white_box(a) and a != "square" and not _contains_square(r.attacks[a])]
+    if "square" not in r.attacks or not white:
+        return Finding(name, "n/a", "needs square and a white-box attack without Square inside")
+    if r.cascade and any(list(r.attacks).index(a) > list(r.attacks).index("square") for a in white):
+        return Finding(name, "n/a", "a --cascade run with a white-box attack after square: its outcomes "
+                                    "already count Square's breaks")
+    seeds = [s for s in r.per_seed if s.outcomes and "clean" in s.outcomes
+             and all(a in s.outcomes for a in [*white, "square"])]
+    if not seeds or len(seeds) != len(r.per_seed):
+        return Finding(name, "n/a", "needs per-point outcomes of square and the white-box attacks")
+    gaps = []
+    for s in seeds:
+        n = r.n
+        robust = decode_mask(s.outcomes["clean"], n).copy()
+        for a in white:
+            robust &= decode_mask(s.outcomes[a], n)
+        only_square = robust & ~decode_mask(s.outcomes["square"], n)
+        gaps.append(100 * int(only_square.sum()) / n)
+    gap = sum(gaps) / len(gaps)
+    return Finding(name, "flag" if gap > SQUARE_GAP_PP else "pass",
+                   f"square breaks {gap:.1f} % of points that {', '.join(white)} left robust "
+                   f"(threshold {SQUARE_GAP_PP:g} pp)")
+
+
+@contextmanager
+def _seeded(model: nn.Module, seed: int, device):
+    """The model's randomness drawn from ``seed``: its noise modules and the global RNG (dropout
+    and other ``torch.rand*`` calls), restored afterwards."""
+    dev = torch.device(device)
+    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), noise_seed(model, seed, device):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def _autograd_calls():
+    """Counts, while active, calls of ``torch.autograd.grad``, ``torch.autograd.backward`` and
+    ``Tensor.backward``, and backward passes through graphs built meanwhile (their saved
+    tensors are unpacked), which also catches code holding its own reference to ``grad``."""
+    calls = {"calls": 0, "unpacked": 0}
+    originals = torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward
+
+    def counted(f):
+        def call(*args, **kwargs):
+            calls["calls"] += 1
+            return f(*args, **kwargs)
+        return call
+
+    def unpack(t):
+        calls["unpacked"] += 1
+        return t
+
+    torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward = (counted(f) for f in originals)
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t, unpack):
+            yield calls
+    finally:
+        torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward = originals
+
+
+def _stochastic_finding(model, x, seed, device, record_says: bool) -> tuple[Finding, bool]:
+    with torch.inference_mode():
+        with _seeded(model, batch_seed(seed, 0, 0, SCORE_NOISE), device):
+            a = model(x)
+        with _seeded(model, batch_seed(seed, 0, 1, SCORE_NOISE), device):
+            b = model(x)
+    diff = float((a - b).abs().amax()) / max(1.0, float(a.abs().amax()))
+    changed = int((a.argmax(1) != b.argmax(1)).sum())
+    if diff > STOCHASTIC_TOL:
+        said = "random too" if record_says else "deterministic: measured without EOT, on one seed"
+        return Finding("stochastic", "flag", f"two passes of the same {len(x)} points differ (max |Δlogit| "
+                                             f"{diff:.2g} of the largest logit, {changed} prediction(s) change); "
+                                             f"the record says {said}"), True
+    return Finding("stochastic", "pass", f"two passes of the same {len(x)} points agree (max |Δlogit| "
+                                         f"{diff:.1g} of the largest logit, threshold {STOCHASTIC_TOL:g})"), False
+
+
+def _dynamic_finding(model, x) -> Finding:
+    name = "forward-calls-backward"
+    try:
+        with torch.enable_grad(), _autograd_calls() as calls:
+            model(x)
+    except RuntimeError as e:  # e.g. a model that refuses saved-tensor hooks
+        return Finding(name, "n/a", f"the forward pass failed under the autograd counters: {e}")
+    if calls["calls"] or calls["unpacked"]:
+        return Finding(name, "flag", f"one forward pass of {len(x)} points called autograd.grad or backward "
+                                     f"{calls['calls']} time(s) and ran a backward pass through "
+                                     f"{calls['unpacked']} saved tensor(s)")
+    return Finding(name, "pass", "the forward pass runs no backward or autograd.grad")
+
+
+def _unstable_finding(model, x, y, seed, device) -> Finding:
+    s = batch_seed(seed, 0, 0, ATTACK_NOISE)  # one noise draw for every pass: only the input varies
+
+    def loss_at(xp):
+        with torch.inference_mode(), _seeded(model, s, device):
+            return margin_loss(model(xp), y)
+
+    with _seeded(model, s, device):
+        g, _ = input_gradient(model, x, y, margin_loss)
+    base = loss_at(x)
+    gain = (loss_at((x + UNSTABLE_RADIUS * torch.sign(g)).clamp(0.0, 1.0)) - base).clamp_min(0.0)
+    gen = generator(device, seed, 0, 0, ATTACK_GENERATOR)
+    change = torch.zeros_like(base)
+    for _ in range(UNSTABLE_DRAWS):
+        change += (loss_at(random_start(x, UNSTABLE_RADIUS, "Linf", gen)) - base).abs() / UNSTABLE_DRAWS
+    unstable = (change > UNSTABLE_FLOOR) & (change > UNSTABLE_RATIO * gain)
+    frac = float(unstable.float().mean())
+    ratio = float(torch.where(gain > 0, change / gain.clamp_min(1e-30), torch.inf).median())
+    return Finding("unstable-predictions", "flag" if frac > UNSTABLE_FRACTION else "pass",
+                   f"{100 * frac:.0f} % of {len(x)} clean-correct points: uniform noise of "
+                   f"{eps_text(UNSTABLE_RADIUS)} ({UNSTABLE_DRAWS} draws) moves the margin loss more than "
+                   f"{UNSTABLE_RATIO:g}× a gradient-sign step of that size gains (median ratio {ratio:.2g}; "
+                   f"threshold {100 * UNSTABLE_FRACTION:.0f} % of points)")
 
 
 def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu", seed: int = 0,
           stochastic: bool = False) -> list[Finding]:
-    """Checks that need the model: a long PGD at a large ε, the input gradients, the outputs."""
+    """Checks that need the model: randomness, gradients computed in the forward pass, the
+    outputs, the input gradients, the loss under small noise, a long PGD at a large ε.
+    ``stochastic``: whether the record says the model is random at test time."""
     model = model.to(device).eval()
     model.requires_grad_(False)
     x, y = x.to(device), y.to(device)
     out = []
+    found, measured_random = _stochastic_finding(model, x, seed, device, stochastic)
+    out.append(found)
+    out.append(_dynamic_finding(model, x[:8]))
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, 0, 0, SCORE_NOISE), device):
         logits = model(x)
     probs = bool((logits >= 0).all() and torch.allclose(logits.sum(1), torch.ones(len(x), device=device), atol=1e-3))
     out.append(Finding("probability-output", "flag" if probs else "pass",
                        "outputs are non-negative and sum to 1" if probs else "outputs are logits"))
 
-    with noise_seed(model, batch_seed(seed, 0, 0, ATTACK_NOISE), device):
-        g, _ = input_gradient(model, x, y, ce_loss)
-    flat = g.flatten(1)
-    bad = float(((flat.abs().amax(1) == 0) | ~torch.isfinite(flat).all(1)).float().mean())
-    out.append(Finding("zero-gradients", "flag" if bad > ZERO_GRAD_FRACTION else "pass",
-                       f"{100 * bad:.0f} % of {len(x)} points have an all-zero or non-finite input gradient"))
-
     correct = predict(model, x, len(x), device, (seed, 0, 0)).to(device) == y
     if int(correct.sum()) == 0:
-        out.append(Finding("large-eps-not-broken", "n/a", "no probe point is classified correctly"))
+        for check in ("zero-gradients", "unstable-predictions", "large-eps-not-broken"):
+            out.append(Finding(check, "n/a", "no probe point is classified correctly"))
         return out
     xc, yc = x[correct], y[correct]
+
+    with _seeded(model, batch_seed(seed, 0, 0, ATTACK_NOISE), device):
+        g, _ = input_gradient(model, xc, yc, ce_loss)
+    bad = zero_grad_fraction(g)
+    out.append(Finding("zero-gradients", "flag" if bad > ZERO_GRAD_PROBE_FRACTION else "pass",
+                       f"{100 * bad:.0f} % of {len(xc)} clean-correct points have an all-zero or non-finite "
+                       f"CE input gradient (flag above {100 * ZERO_GRAD_PROBE_FRACTION:g} %)"))
+    out.append(_unstable_finding(model, xc, yc, seed, device))
+
     atk = PGD(model, steps=PROBE_STEPS, step_size=LARGE_EPS / 10, random_start=True, loss="ce",
-              eps=LARGE_EPS, device=device, eot_iter=10 if stochastic else 1)
+              eps=LARGE_EPS, device=device, eot_iter=10 if stochastic or measured_random else 1)
     with noise_seed(model, batch_seed(seed, 1, 0, ATTACK_NOISE), device):
         x_adv = atk.perturb(xc, yc, generator=generator(device, seed, 1, 0, ATTACK_GENERATOR))
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, 1, 0, SCORE_NOISE), device):
@@ -192,13 +379,53 @@ def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu", seed
     return out
 
 
+def random_ball_finding(model: nn.Module, x: torch.Tensor, y: torch.Tensor, r: Result, device="cpu",
+                        samples: int = RANDOM_SAMPLES) -> Finding:
+    """random-beats-attacks: ``samples`` uniform draws from the result's ε-ball around each of
+    the first points (``x``, ``y``: the result's first test points) that the battery left
+    robust (first seed's per-point outcomes); any misclassified draw flags."""
+    name = "random-beats-attacks"
+    if r.stochastic:
+        return Finding(name, "n/a", "a randomised model: a random draw can be misclassified by the model's own noise")
+    if r.first_index != 0:
+        return Finding(name, "n/a", f"the result starts at test point {r.first_index}, the probe at 0")
+    outcomes = r.per_seed[0].outcomes if r.per_seed else None
+    if not outcomes or "clean" not in outcomes or not r.attacks or not all(a in outcomes for a in r.attacks):
+        return Finding(name, "n/a", "needs the per-point outcomes of every attack")
+    robust = decode_mask(outcomes["clean"], r.n)
+    for a in r.attacks:
+        robust &= decode_mask(outcomes[a], r.n)
+    k = min(len(x), r.n)
+    idx = torch.from_numpy(robust[:k].nonzero()[0])
+    if len(idx) == 0:
+        return Finding(name, "n/a", f"no robust point among the first {k}")
+    model = model.to(device).eval()
+    xr, yr = x[idx].to(device), y[idx].to(device)
+    gen = generator(device, r.seed, 0, 0, ATTACK_GENERATOR)
+    broken = torch.zeros(len(idx), dtype=torch.bool, device=device)
+    per_pass = 8  # draws per forward pass
+    with torch.inference_mode():
+        for i in range(0, samples, per_pass):
+            m = min(per_pass, samples - i)
+            xs = random_start(xr.repeat(m, 1, 1, 1), r.eps, r.norm, gen)
+            with noise_seed(model, batch_seed(r.seed, 0, i, SCORE_NOISE), device):
+                wrong = model(xs).argmax(1) != yr.repeat(m)
+            broken |= wrong.view(m, len(idx)).any(0)
+    count = int(broken.sum())
+    text = (f"{samples} uniform draws from the {r.norm} ε-ball (ε = {eps_text(r.eps)}) break {count} of the "
+            f"{len(idx)} points among the first {k} that every attack left robust (flag above {RANDOM_BEATS_MAX})")
+    return Finding(name, "flag" if count > RANDOM_BEATS_MAX else "pass", text)
+
+
 def combine(record: list[Finding], probed: list[Finding] | None) -> list[Finding]:
     """One finding per check: the probe's direct measurement replaces the record's, except that a
     flag from either source stands."""
     by_check: dict[str, Finding] = {f.check: f for f in record}
     for f in probed or []:
         old = by_check.get(f.check)
-        if old is None or f.status == "flag" or old.status != "flag":
+        if old is not None and f.status == "flag" and old.status == "flag" and old.reason != f.reason:
+            by_check[f.check] = Finding(f.check, "flag", f"{f.reason}; record: {old.reason}")
+        elif old is None or f.status == "flag" or old.status != "flag":
             by_check[f.check] = f
     return list(by_check.values())
 
@@ -222,12 +449,15 @@ def diagnose_result(result: Result, model, data, curve: dict | None = None, devi
     every entry with it, and neither command should import the other."""
     dev = resolve_device(device)
     x, y = data.x[:probe_points], data.y[:probe_points]
-    findings = combine(record_findings(result, curve), probe(model, x, y, dev, result.seed, result.stochastic))
+    probed = probe(model, x, y, dev, result.seed, result.stochastic)
+    probed.append(random_ball_finding(model, x, y, result, dev))
+    findings = combine(record_findings(result, curve), probed)
     result.diagnostics = {
         "findings": [f.as_dict() for f in findings],
         "flags": flags(findings),
         "probe": {"points": len(x), "attack": f"PGD-{PROBE_STEPS}, step ε/10, random start",
-                  "eps": LARGE_EPS, "device": str(dev)},
+                  "eps": LARGE_EPS, "device": str(dev), "unstable_radius": UNSTABLE_RADIUS,
+                  "unstable_draws": UNSTABLE_DRAWS, "random_samples": RANDOM_SAMPLES},
         "command": command,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
