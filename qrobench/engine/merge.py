@@ -35,7 +35,10 @@ from .results import Result, SeedResult, read_result
 # threads and torch version may differ (recorded per source); they do not change the protocol.
 MUST_AGREE = ("model", "card_sha256", "dataset", "split", "n", "first_index", "eps", "norm",
               "attacks", "batch_size", "channels_last", "stochastic", "cascade")
-ATTACK_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k != "attacks")
+# An attack's randomness comes from (seed, attack, batch) alone (seeding.py), so attacks run at
+# other batch sizes still combine point by point; each one's batch size goes into its settings.
+# (A randomised model's clean pass depends on the batch: the clean-prediction check refuses it.)
+ATTACK_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k not in ("attacks", "batch_size"))
 SHARD_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k not in ("n", "first_index"))
 
 
@@ -188,7 +191,8 @@ def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> R
         seeds.append(SeedResult(seed=s0.seed, clean_acc=s0.clean_acc, robust_acc=robust,
                                 worst_case_acc=int(worst.sum()) / first.n, wall_time_s=times,
                                 clean_time_s=s0.clean_time_s, zero_grad_frac=zero_grad, outcomes=outcomes))
-    attacks = {a: s for _, r in results for a, s in r.attacks.items()}
+    attacks = {a: s if r.batch_size == first.batch_size else {**s, "batch_size": r.batch_size}
+               for _, r in results for a, s in r.attacks.items()}
     flags = set().union(*(r.flags for _, r in results)) - {"no-eot"}
     if first.stochastic and not has_eot(attacks):
         flags.add("no-eot")

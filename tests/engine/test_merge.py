@@ -106,6 +106,21 @@ def test_attacks_run_apart_merge_into_the_numbers_of_one_run(tiny_trained, test_
     assert [m["attacks"] for m in merged.merged_from] == [["fgsm"], ["cw"]]
 
 
+def test_attacks_run_at_other_batch_sizes_merge_and_say_so(tiny_trained, test_points, tmp_path):
+    """The zoo's basic battery ran in one batch of 1,000 and AutoAttack in shards of 100: a
+    deterministic attack's outcomes do not depend on the batch, so the merge equals one run and
+    the attack's settings record its own batch size."""
+    pts = EvalData(test_points.x[:60], test_points.y[:60], test_points.source)
+    kw = dict(n=60, data=pts, eps=EPS, progress=False)
+    together = evaluate(tiny_trained, attacks=["fgsm", "cw"], batch_size=60, **kw)
+    a = write_result(evaluate(tiny_trained, attacks=["fgsm"], batch_size=60, **kw), tmp_path / "fgsm.json")
+    b = write_result(evaluate(tiny_trained, attacks=["cw"], batch_size=20, **kw), tmp_path / "cw.json")
+    merged = merge_results([a, b])
+    assert merged.per_seed[0].outcomes == together.per_seed[0].outcomes
+    assert merged.batch_size == 60 and merged.attacks["fgsm"] == together.attacks["fgsm"]
+    assert merged.attacks["cw"] == {**together.attacks["cw"], "batch_size": 20}
+
+
 def test_attack_merge_refuses_what_it_cannot_combine(tiny_trained, test_points, tmp_path):
     pts = EvalData(test_points.x[:30], test_points.y[:30], test_points.source)
     kw = dict(n=30, data=pts, eps=EPS, progress=False)
