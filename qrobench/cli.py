@@ -14,7 +14,7 @@ from pathlib import Path
 from . import cli_options as opts
 from ._version import __version__
 from .errors import QrobenchError
-from .protocol import LEADERBOARD_EPS, STOCHASTIC_REPEATS, eps_tag, eps_text, setting_text
+from .protocol import STOCHASTIC_REPEATS, eps_tag, eps_text, setting_text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--zoo-dir", default=None)
     ls.set_defaults(func=cmd_list)
 
-    at = sub.add_parser("attacks", help="list the attacks and their settings")
+    at = sub.add_parser("attacks", help="list the attacks, the norms they search and their settings")
+    at.add_argument("--threat-model", default=None, metavar="NAME",
+                    help="show the settings in this threat model's ball and at its default ε (default linf)")
     at.set_defaults(func=cmd_attacks)
 
     try:
@@ -254,19 +256,36 @@ def cmd_attacks(args) -> int:
     from tabulate import tabulate
 
     from .attacks import create_attack, list_attacks
+    from .attacks.base import attack_norms
+    from .protocol import threat_model
 
+    try:
+        tm = threat_model(getattr(args, "threat_model", None))
+    except ValueError as e:
+        raise QrobenchError(f"--threat-model: {e}") from None
     placeholder = nn.Identity()  # settings do not depend on the model; transfer names its surrogate
     placeholder.card = type("Card", (), {"name": "--surrogate (default res20-fp)"})()
     rows = []
     for name in list_attacks():
-        extra = {"surrogate": placeholder} if name == "transfer" else {}
-        atk = create_attack(name, nn.Identity(), **extra)
+        norms = attack_norms(name)
+        kind = "white-box" if create_attack(name, nn.Identity(), **_attack_extra(name, placeholder)).white_box \
+            else "black-box"
+        if tm.norm not in norms:
+            rows.append([name, kind, ", ".join(norms), f"(not in the {tm.norm} ball)"])
+            continue
+        atk = create_attack(name, nn.Identity(), norm=tm.norm, **_attack_extra(name, placeholder))
         s = {k: v for k, v in atk.settings().items() if k not in ("eps", "norm")}
-        kind = "white-box" if atk.white_box else "black-box"
-        rows.append([name, kind, ", ".join(f"{k}={setting_text(v)}" for k, v in s.items())])
-    print(tabulate(rows, headers=["attack", "kind", f"settings (eps {eps_text(LEADERBOARD_EPS)}, L∞ unless --eps)"],
+        rows.append([name, kind, ", ".join(norms), ", ".join(f"{k}={setting_text(v)}" for k, v in s.items())])
+    eps = eps_text(tm.default_eps) if tm.norm == "Linf" else f"{tm.default_eps:g}"
+    where = f"{tm.token}: {tm.norm} ball, eps {eps} unless --eps"
+    where += "; --threat-model l2 for L2" if tm.norm == "Linf" else ""
+    print(tabulate(rows, headers=["attack", "kind", "norms", f"settings ({where})"],
                    tablefmt="github"))
     return 0
+
+
+def _attack_extra(name: str, placeholder) -> dict:
+    return {"surrogate": placeholder} if name == "transfer" else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -189,7 +189,7 @@ class ThreatModel:
 
 THREAT_MODELS = {t.token: t for t in (
     ThreatModel("linf", "input", "Linf", "L∞ radius on [0, 1] pixels", 8 / 255, implemented=True),
-    ThreatModel("l2", "input", "L2", "L2 radius on [0, 1] images", 0.5),
+    ThreatModel("l2", "input", "L2", "L2 radius on [0, 1] images", 0.5, implemented=True),
     ThreatModel("corruptions", "input", None, "corruption severity 1-5", None),
     ThreatModel("bit-errors", "weights", None, "bit error rate of the stored codes", None),
     ThreatModel("bit-flip", "weights", None, "number of flipped code bits", None),
@@ -233,6 +233,10 @@ LEADERBOARD_SEED = 0
 # The standard battery: one-step, iterative (CE and margin loss), gradient-free, and AutoAttack
 # (the standard version for deterministic models, the EOT version for randomised ones).
 STANDARD_BATTERY = ("fgsm", "pgd20", "cw", "square")
+# Per threat model with an ε-ball. The names are the same: each attack searches the ball of the
+# run's threat model with that ball's settings (attacks/: ``per_norm``; docs/protocol.md §6.2), so
+# the diagnostics and the leaderboard's AutoAttack rule read every threat model alike.
+BATTERIES = {"linf": STANDARD_BATTERY, "l2": STANDARD_BATTERY}
 AUTOATTACK, AUTOATTACK_RAND = "aa", "aa-rand"
 # Randomised models additionally get an EOT attack and are scored over several seeds.
 STOCHASTIC_ATTACK = "eot-pgd20"
@@ -253,14 +257,19 @@ def has_eot(attacks) -> bool:
     return any(a in EOT_ATTACKS for a in attacks)
 
 
-def battery_for(stochastic: bool, attacks=None) -> list[str]:
-    """The leaderboard battery for a model (or ``attacks``, plus EOT for a randomised model).
+def battery_for(stochastic: bool, attacks=None, threat_model: str = DEFAULT_THREAT_MODEL) -> list[str]:
+    """The leaderboard battery for a model under ``threat_model`` (or ``attacks``, plus EOT for
+    a randomised model).
 
     Deterministic: fgsm, pgd20, cw, square, aa. Randomised: fgsm, pgd20, cw, square, eot-pgd20,
-    aa-rand (AutoAttack's own version for randomised defences)."""
+    aa-rand (AutoAttack's own version for randomised defences). The same names for ``linf`` and
+    ``l2``: the threat model sets the ball each one searches."""
+    token = DEFAULT_THREAT_MODEL if threat_model is None else str(threat_model).strip().lower()
+    if token not in BATTERIES:
+        raise ValueError(f"threat model {token!r} has no attack battery; batteries: {', '.join(BATTERIES)}")
     if not attacks:
-        return [*STANDARD_BATTERY, STOCHASTIC_ATTACK, AUTOATTACK_RAND] if stochastic else \
-            [*STANDARD_BATTERY, AUTOATTACK]
+        base = BATTERIES[token]
+        return [*base, STOCHASTIC_ATTACK, AUTOATTACK_RAND] if stochastic else [*base, AUTOATTACK]
     names = list(attacks)
     if stochastic and not has_eot(names):
         names.append(STOCHASTIC_ATTACK)

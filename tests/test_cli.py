@@ -86,6 +86,8 @@ BAD_INPUTS = [
     (["--model", "res8-fp", "--n", "0"], "n (--n) must be a positive"),
     (["--model", "res8-fp", "--threat-model", "l7"], "unknown threat model 'l7'"),
     (["--model", "res8-fp", "--threat-model", "bit-flip"], "declared but not measured"),
+    (["--model", "res8-fp", "--threat-model", "l2", "--attacks", "pgd20,ifgsm20"],
+     "attacks (--attacks): ifgsm20 do(es) not search the L2 ball of threat model 'l2'; 'qrobench attacks' lists"),
     (["--model", "res8-fp", "--dataset", "mnist"], "unknown data set 'mnist'"),
     (["--model", "res8-fp", "--n", "20000"], "exceeds the 10000 test points"),
     (["--model", "res8-fp", "--data-dir", "/nonexistent/data"], "does not exist"),
@@ -160,6 +162,30 @@ def test_bad_zoo_entries_are_refused_in_one_line(zoo, data_dir, tmp_path, how, m
 def test_attacks_command_lists_settings(capsys):
     code, stdout, _ = _run(capsys, "attacks")
     assert code == 0 and "pgd20" in stdout and "2/255" in stdout and "square" in stdout
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in stdout.splitlines()
+            if line.startswith("| ")}
+    assert rows["pgd20"][1] == "Linf, L2" and rows["ifgsm20"][1] == "Linf" and rows["aa"][1] == "Linf, L2"
+    code, stdout, _ = _run(capsys, "attacks", "--threat-model", "l2")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in stdout.splitlines()
+            if line.startswith("| ")}
+    assert code == 0 and "L2 ball, eps 0.5" in stdout
+    assert "step_size=0.0625" in rows["pgd20"][2] and "step_size=0.0416667" in rows["cw"][2]
+    assert rows["ifgsm20"][2] == "(not in the L2 ball)"
+
+
+def test_run_l2_end_to_end(zoo, data_dir, tmp_path, capsys):
+    out = tmp_path / "l2.json"
+    code, stdout, err = _run(capsys, "run", "--model", "res8-fp", "--threat-model", "l2", "--attacks", "fgsm,pgd20,cw",
+                             "--n", "20", "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--output", str(out),
+                             "--quiet")
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    assert (r["threat_model"], r["norm"], r["eps"], r["n"]) == ("l2", "L2", 0.5, 20)
+    settings = r["attacks"]
+    assert {a: (s["norm"], s["eps"]) for a, s in settings.items()} == {a: ("L2", 0.5) for a in ("fgsm", "pgd20", "cw")}
+    assert settings["pgd20"]["step_size"] == pytest.approx(0.0625) and settings["cw"]["step_size"] == pytest.approx(0.5 / 12)
+    assert 0 <= r["worst_case_acc"] <= min(r["robust_acc"].values()) <= r["clean_acc"]
+    assert "--threat-model l2" in r["command"]
 
 
 def test_diagnose_prints_the_checks_and_stores_them_in_the_result(zoo, data_dir, tmp_path, capsys):

@@ -6,7 +6,8 @@ FAB-T: Croce & Hein, "Minimally distorted Adversarial Examples with a Fast Adapt
 Attack", ICML 2020 (arXiv 1907.02044). Square lives in square.py. ``apgd-ce``, ``apgd-t``
 and ``fab-t`` run alone; ``aa`` is the standard cascade (APGD-CE → APGD-T → FAB-T → Square)
 and ``aa-rand`` the version for randomised models (APGD-CE and APGD-DLR with 20 EOT
-iterations); docs/protocol.md §6.2.
+iterations); docs/protocol.md §6.2. Each runs in the ball of the run's threat model
+(``norm``: L∞ or L2), with AutoAttack's standard settings, which are the same for both norms.
 
 Each call seeds pyautoattack with an integer drawn from the batch's ``generator`` (the
 attack's ``seed`` when there is none), so batches differ and a run repeats. Every attack
@@ -39,6 +40,8 @@ def _quiet_logger() -> logging.Logger:
 
 
 class _AutoAttackPart(Attack):
+    norms = ("Linf", "L2")
+
     def _torch_seed(self, generator):
         # pyautoattack seeds torch's global RNG itself from `seed`; derive it from the batch's
         # generator so that every batch differs but the run stays repeatable.
@@ -51,7 +54,7 @@ class _AutoAttackPart(Attack):
 class APGDCE(_AutoAttackPart):
     """``apgd-ce``: APGD on the cross-entropy loss (Croce & Hein, ICML 2020, arXiv 2003.01690).
 
-    Settings: ``pyautoattack.APGDAttack``, L∞, CE loss, 100 iterations, 1 restart,
+    Settings: ``pyautoattack.APGDAttack``, L∞ or L2, CE loss, 100 iterations, 1 restart,
     ρ = 0.75 (the step-size halving threshold), eot_iter 1. Returns x_adv: the adversarial
     example where found, else the clean input.
 
@@ -72,7 +75,7 @@ class APGDCE(_AutoAttackPart):
         from pyautoattack.autopgd_base import APGDAttack
 
         atk = APGDAttack(self.model, n_iter=self.n_iter, n_restarts=self.n_restarts, eps=self.eps,
-                         norm="Linf", loss="ce", rho=self.rho, eot_iter=self.eot_iter,
+                         norm=self.norm, loss="ce", rho=self.rho, eot_iter=self.eot_iter,
                          seed=self._torch_seed(generator), device=x.device, logger=_quiet_logger())
         return atk.perturb(x.contiguous(), y).detach()
 
@@ -81,7 +84,7 @@ class APGDCE(_AutoAttackPart):
 class APGDT(_AutoAttackPart):
     """``apgd-t``: targeted APGD, targeted DLR loss (Croce & Hein, ICML 2020, arXiv 2003.01690).
 
-    Settings: ``pyautoattack.APGDAttack_targeted``, L∞, 100 iterations, 1 restart per
+    Settings: ``pyautoattack.APGDAttack_targeted``, L∞ or L2, 100 iterations, 1 restart per
     target, the 9 most likely other classes (n_target_classes = 9) tried as targets in turn.
     Returns x_adv: the adversarial example where found, else the clean input.
 
@@ -102,7 +105,7 @@ class APGDT(_AutoAttackPart):
         from pyautoattack.autopgd_base import APGDAttack_targeted
 
         atk = APGDAttack_targeted(self.model, n_iter=self.n_iter, n_restarts=self.n_restarts,
-                                  eps=self.eps, norm="Linf", n_target_classes=self.n_target_classes,
+                                  eps=self.eps, norm=self.norm, n_target_classes=self.n_target_classes,
                                   seed=self._torch_seed(generator), device=x.device,
                                   logger=_quiet_logger())
         return atk.perturb(x.contiguous(), y).detach()
@@ -114,7 +117,7 @@ class FABT(_AutoAttackPart):
 
     "Minimally distorted Adversarial Examples with a Fast Adaptive Boundary Attack": it seeks
     the smallest perturbation that crosses the decision boundary. Settings:
-    ``pyautoattack.FABAttack_PT``, L∞, targeted, 100 iterations, 1 restart, 9 target
+    ``pyautoattack.FABAttack_PT``, L∞ or L2, targeted, 100 iterations, 1 restart, 9 target
     classes. Returns x_adv: the example where one within ε was found, else the clean input.
 
     Example::
@@ -133,7 +136,7 @@ class FABT(_AutoAttackPart):
     def perturb(self, x, y, generator=None):
         from pyautoattack.fab_pt import FABAttack_PT
 
-        atk = FABAttack_PT(self.model, norm="Linf", n_restarts=self.n_restarts, n_iter=self.n_iter,
+        atk = FABAttack_PT(self.model, norm=self.norm, n_restarts=self.n_restarts, n_iter=self.n_iter,
                            eps=self.eps, seed=self._torch_seed(generator), targeted=True,
                            n_target_classes=self.n_target_classes, device=x.device)
         return atk.perturb(x.contiguous(), y).detach()
@@ -150,7 +153,7 @@ class _AutoAttackCascade(_AutoAttackPart):
                 "version": self.version, "attacks": parts, **extra}
 
     def perturb(self, x, y, generator=None):
-        aa = _pyautoattack().AutoAttack(self.model, eps=self.eps, norm="Linf",
+        aa = _pyautoattack().AutoAttack(self.model, eps=self.eps, norm=self.norm,
                                         version=self.version, device=x.device,
                                         seed=self._torch_seed(generator))
         aa.logger = _quiet_logger()
@@ -163,7 +166,7 @@ class _AutoAttackCascade(_AutoAttackPart):
 class AutoAttackStandard(_AutoAttackCascade):
     """``aa``: standard AutoAttack (Croce & Hein, ICML 2020, arXiv 2003.01690).
 
-    Settings: ``pyautoattack.AutoAttack``, version "standard", L∞: the cascade APGD-CE →
+    Settings: ``pyautoattack.AutoAttack``, version "standard", L∞ or L2: the cascade APGD-CE →
     APGD-T (9 targets) → FAB-T (9 targets) → Square (5,000 queries), each run on the points
     the earlier ones left robust (one ``run_standard_evaluation`` over the batch). Its number
     is the cascade's, unlike the engine's per-attack numbers (docs/protocol.md §6.3).
@@ -182,7 +185,7 @@ class AutoAttackStandard(_AutoAttackCascade):
 class AutoAttackRand(_AutoAttackCascade):
     """``aa-rand``: AutoAttack for randomised models (Croce & Hein, ICML 2020, arXiv 2003.01690).
 
-    Settings: ``pyautoattack.AutoAttack``, version "rand", L∞: APGD-CE then APGD-DLR, 1
+    Settings: ``pyautoattack.AutoAttack``, version "rand", L∞ or L2: APGD-CE then APGD-DLR, 1
     restart, each gradient averaged over 20 EOT iterations (fresh model noise per pass). With
     ``eot-pgd20`` it is one of the EOT attacks that clear the ``no-eot`` flag
     (docs/protocol.md §6.4). Returns x_adv: the adversarial example where found, else the

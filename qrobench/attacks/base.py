@@ -3,7 +3,9 @@
 ``@register_attack(name, **defaults)`` files an ``Attack`` subclass under ``name`` with the
 settings that define it (``pgd20``, ``ifgsm20`` and ``eot-pgd20`` are one class, ``PGD``,
 with three sets of defaults); ``create_attack(name, model, **kwargs)`` builds it, keyword
-arguments overriding the defaults. The module also holds the two losses the gradient
+arguments overriding the defaults. The defaults are the L∞ ones; ``per_norm={"L2": {...}}``
+replaces some of them when the attack searches another ball (``norm=...``, set by the run's
+threat model), and an ``EpsStep`` default follows the run's ε (α = factor · ε / steps). The module also holds the two losses the gradient
 attacks share: ``"ce"`` (cross-entropy) and ``"margin"`` (C&W margin, max other logit −
 true logit). The registered battery is listed in docs/protocol.md §6.2.
 
@@ -17,12 +19,13 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..protocol import LEADERBOARD_EPS
+from ..protocol import THREAT_MODELS, threat_model_of_norm
 from ..registry import Registry
 
 
@@ -37,8 +40,8 @@ class UnknownNormError(ValueError):
 class Attack:
     """An attack with its settings fixed at construction; ``perturb(x, y)`` returns x_adv.
 
-    Arguments: ``model``, ``eps`` (the radius in [0, 1] pixel units; 8/255, the leaderboard's
-    L∞ budget, by default), ``norm`` (the ball: one of the class's ``norms``, set by the
+    Arguments: ``model``, ``eps`` (the radius in [0, 1] pixel units; by default the threat
+    model's: 8/255 for L∞, 0.5 for L2), ``norm`` (the ball: one of the class's ``norms``, set by the
     threat model of the run), ``device``, ``seed`` (used only where an integer seed is needed and no
     generator is given) and the subclass's own settings; unknown keywords raise TypeError.
     x_adv must lie in the ε-ball around x and in [0, 1] (checked by the engine, §6.1).
@@ -59,12 +62,12 @@ class Attack:
     white_box = True
     norms: tuple[str, ...] = ("Linf",)  # the ε-balls this attack searches (protocol.ThreatModel.norm)
 
-    def __init__(self, model: nn.Module, eps: float = LEADERBOARD_EPS, device: str | torch.device = "cpu",
+    def __init__(self, model: nn.Module, eps: float | None = None, device: str | torch.device = "cpu",
                  seed: int = 0, norm: str = "Linf", **kwargs):
         if norm not in self.norms:
             raise UnknownNormError(self.name, norm, self.norms)
         self.model = model
-        self.eps = float(eps)
+        self.eps = float(default_eps(norm) if eps is None else eps)
         self.norm = norm
         self.device = torch.device(device)
         self.seed = int(seed)
@@ -97,15 +100,43 @@ def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 LOSSES: dict[str, Callable] = {"ce": ce_loss, "margin": margin_loss}
 
-# name -> (Attack subclass, the settings that define this name); one class serves several names
-ATTACKS: Registry[tuple[type[Attack], dict]] = Registry("attack")
+def default_eps(norm: str) -> float:
+    """The default radius of the ``norm`` ball: its threat model's (8/255 for L∞, 0.5 for L2)."""
+    return THREAT_MODELS[threat_model_of_norm(norm)].default_eps
 
 
-def register_attack(name: str, **defaults):
-    """Register an Attack subclass under ``name``, optionally with fixed settings."""
+@dataclass(frozen=True)
+class EpsStep:
+    """A step-size default that follows the run's ε: α = ``factor`` · ε / steps.
+
+    The L2 settings use it (docs/protocol.md §6.2): the L∞ steps are fixed numbers of grey
+    levels (2/255), which mean nothing for an L2 radius, so the L2 step is a fraction of ε
+    that stays right at any ``--eps`` and any ``steps``."""
+
+    factor: float
+
+    def __call__(self, eps: float, steps: int) -> float:
+        return self.factor * eps / steps
+
+
+# name -> (Attack subclass, the settings that define this name (L∞), the settings that differ per
+# other norm); one class serves several names
+ATTACKS: Registry[tuple[type[Attack], dict, dict[str, dict]]] = Registry("attack")
+
+
+def register_attack(name: str, *, per_norm: dict[str, dict] | None = None, **defaults):
+    """Register an Attack subclass under ``name``, optionally with fixed settings.
+
+    ``defaults`` are the settings of the L∞ attack; ``per_norm`` maps another norm (``"L2"``) to
+    the settings that replace them there, e.g. ``per_norm={"L2": {"step_size": EpsStep(2.5)}}``."""
+    per_norm = {k: dict(v) for k, v in (per_norm or {}).items()}
 
     def deco(cls):
-        ATTACKS.register(name, (cls, defaults))
+        unknown = sorted(set(per_norm) - set(cls.norms))
+        if unknown:
+            raise ValueError(f"attack {name!r} has settings for {', '.join(unknown)} but searches "
+                             f"{'/'.join(cls.norms)} only")
+        ATTACKS.register(name, (cls, defaults, per_norm))
         return cls
 
     return deco
@@ -129,8 +160,22 @@ def check_attack_names(names) -> None:
     ATTACKS.check(names)
 
 
+def attack_settings(name: str, norm: str = "Linf") -> dict:
+    """The registered defaults of ``name`` for the ``norm`` ball (``EpsStep`` values unresolved)."""
+    _, defaults, per_norm = ATTACKS.get(name)
+    return {**defaults, **per_norm.get(norm, {})}
+
+
 def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
-    cls, defaults = ATTACKS.get(name)
-    atk = cls(model, **{**defaults, **kwargs})
+    """Attack ``name`` on ``model``: its registered settings for ``norm`` (L∞ unless given),
+    overridden by ``kwargs``; an ``EpsStep`` default becomes a number for this ε and steps."""
+    cls = ATTACKS.get(name)[0]
+    norm = kwargs.get("norm", "Linf")
+    settings = {**attack_settings(name, norm), **kwargs}
+    for key, value in settings.items():
+        if isinstance(value, EpsStep):
+            eps = settings.get("eps")
+            settings[key] = value(default_eps(norm) if eps is None else float(eps), int(settings["steps"]))
+    atk = cls(model, **settings)
     atk.name = name
     return atk

@@ -6,7 +6,7 @@ standard leaderboard battery (docs/protocol.md §6.2, §6.6).
 
 Settings: 1 step, step size = ε, CE loss, no random start. Deterministic: draws nothing from
 ``generator``. Returns x_adv = clip(x + ε·sign(∇ₓ CE), ε-ball, [0, 1]) for every point,
-successful or not; ``diagnostics["zero_grad_frac"]`` is the fraction of points whose
+successful or not; in the L2 ball the step is ε·∇/‖∇‖₂ (the fast gradient method); ``diagnostics["zero_grad_frac"]`` is the fraction of points whose
 gradient is all zero or non-finite.
 
 Example::
@@ -23,6 +23,8 @@ from .gradient import ascent_direction, input_gradient, project, zero_grad_fract
 
 @register_attack("fgsm")
 class FGSM(Attack):
+    norms = ("Linf", "L2")
+
     def perturb(self, x, y, generator=None):
         g, _ = input_gradient(self.model, x, y, ce_loss)
         self.diagnostics["zero_grad_frac"] = zero_grad_fraction(g)

@@ -1,10 +1,13 @@
-"""L∞ PGD (Madry, Makelov, Schmidt, Tsipras & Vladu, ICLR 2018) and its configurations.
+"""PGD (Madry, Makelov, Schmidt, Tsipras & Vladu, ICLR 2018) and its configurations.
 
-"Towards Deep Learning Models Resistant to Adversarial Attacks" (arXiv 1706.06083): signed
-gradient steps of size α, each projected back onto the ε-ball and [0, 1]. Registered here
-(docs/protocol.md §6.2): ``pgd20`` (20 steps, α = 2/255, uniform random start, CE loss),
-``ifgsm20`` (the papers' I-FGSM-20: α = 1/255, no random start) and ``eot-pgd20``
-(``pgd20`` with EOT over 10 noise draws); ``cw`` and ``transfer`` build on the same class.
+"Towards Deep Learning Models Resistant to Adversarial Attacks" (arXiv 1706.06083):
+steepest-ascent steps of size α (signed gradient for L∞, the gradient over its L2 norm for
+L2), each projected back onto the ε-ball and [0, 1]. Registered here (docs/protocol.md §6.2):
+``pgd20`` (20 steps, α = 2/255, uniform random start, CE loss), ``ifgsm20`` (the papers'
+I-FGSM-20: α = 1/255, no random start; L∞ only) and ``eot-pgd20`` (``pgd20`` with EOT over 10
+noise draws); ``cw`` and ``transfer`` build on the same class. Under the L2 threat model
+``pgd20``, ``eot-pgd20`` and ``cw`` take the step α = 2.5 · ε / steps (``L2_STEP``: 0.0625 for
+20 steps at ε = 0.5), Madry et al.'s L2 rule, and start uniformly in the L2 ball.
 
 Returns: with ``returns="first-success"`` (the default) x_adv holds, per point, the first
 iterate the model misclassified, else the last, so that a success found mid-way is never
@@ -21,18 +24,23 @@ from __future__ import annotations
 
 import torch
 
-from .base import LOSSES, Attack, register_attack
+from .base import LOSSES, Attack, EpsStep, register_attack
 from .gradient import ascent_direction, input_gradient, project, random_start, zero_grad_fraction
 
 RETURNS = ("first-success", "last")
 RETURNS_TEXT = {"first-success": "first misclassified iterate, else last", "last": "last iterate"}
+# The L2 step (docs/protocol.md §6.2): α = 2.5 · ε / steps, the rule of Madry et al.'s robustness
+# library for L2 PGD. The whole path is 2.5 ε: a start at the centre reaches the sphere in 40 % of the
+# steps and can still cross the ball once along it. L∞'s fixed 2/255 would be 1/40 of ε = 0.5.
+L2_STEP = EpsStep(2.5)
 
 
 class PGD(Attack):
-    """L∞ PGD with every setting open; not registered itself (its defaults are ``pgd20``'s).
+    """PGD in the L∞ or L2 ball (``norm``) with every setting open; not registered itself (its
+    defaults are ``pgd20``'s).
 
-    Settings: ``steps`` (20), ``step_size`` α (2/255), ``random_start`` (True: uniform in
-    the ε-ball), ``loss`` (``"ce"`` or ``"margin"``), ``eot_iter`` (1: gradients averaged
+    Settings: ``steps`` (20), ``step_size`` α (2/255; the registered names use ``L2_STEP`` in the
+    L2 ball), ``random_start`` (True: uniform in the ε-ball), ``loss`` (``"ce"`` or ``"margin"``), ``eot_iter`` (1: gradients averaged
     over that many forward passes) and ``returns`` (``"first-success"`` or ``"last"``); all
     are recorded by ``settings()``. The random start is drawn from ``generator`` on the
     generator's own device (a CPU generator serves a CUDA batch), from torch's global RNG
@@ -44,6 +52,8 @@ class PGD(Attack):
         atk = PGD(model, steps=10, step_size=2/255, eps=8/255, returns="last")  # training
         x_adv = atk(x, y)
     """
+
+    norms = ("Linf", "L2")
 
     def __init__(self, model, steps: int = 20, step_size: float = 2 / 255, random_start: bool = True,
                  loss: str = "ce", eot_iter: int = 1, returns: str = "first-success", **kwargs):
@@ -93,12 +103,14 @@ class PGD(Attack):
         return best
 
 
-@register_attack("pgd20", steps=20, step_size=2 / 255, random_start=True, loss="ce")
+@register_attack("pgd20", steps=20, step_size=2 / 255, random_start=True, loss="ce",
+                 per_norm={"L2": {"step_size": L2_STEP}})
 class PGD20(PGD):
     """``pgd20``: Madry et al.'s PGD (arXiv 1706.06083) as qrobench's main gradient attack.
 
-    Settings: 20 steps, α = 2/255, uniform random start in the ε-ball (from ``generator``),
-    CE loss, eot_iter 1, first-success return (docs/protocol.md §6.2). In the standard
+    Settings: 20 steps, α = 2/255 (L2: α = 2.5 · ε / 20, 0.0625 at ε = 0.5), uniform random
+    start in the ε-ball (from ``generator``), CE loss, eot_iter 1, first-success return
+    (docs/protocol.md §6.2). In the standard
     leaderboard battery and the CI check (``qrobench check``). Returns x_adv, per point the
     first misclassified iterate, else the last.
 
@@ -117,7 +129,7 @@ class IFGSM20(PGD):
     examples in the physical world" (arXiv 1607.02533): PGD without random start. Settings:
     20 steps, α = 1/255, no random start, CE loss, eot_iter 1, first-success return.
     Deterministic: draws nothing from ``generator``. Kept so that measured numbers can be set
-    beside the published ones; weaker than ``pgd20``. Returns x_adv, per point the first
+    beside the published ones; weaker than ``pgd20``. L∞ only, as the papers measured it. Returns x_adv, per point the first
     misclassified iterate, else the last.
 
     Example::
@@ -126,15 +138,19 @@ class IFGSM20(PGD):
         x_adv = atk(x, y)
     """
 
+    norms = ("Linf",)
 
-@register_attack("eot-pgd20", steps=20, step_size=2 / 255, random_start=True, loss="ce", eot_iter=10)
+
+@register_attack("eot-pgd20", steps=20, step_size=2 / 255, random_start=True, loss="ce", eot_iter=10,
+                 per_norm={"L2": {"step_size": L2_STEP}})
 class EOTPGD20(PGD):
     """``eot-pgd20``: ``pgd20`` with Expectation over Transformation, for randomised models.
 
     EOT: Athalye, Engstrom, Ilyas & Kwok, "Synthesizing Robust Adversarial Examples", ICML
     2018 (arXiv 1707.07397), and against randomised defences Athalye, Carlini & Wagner,
     "Obfuscated Gradients Give a False Sense of Security", ICML 2018 (arXiv 1802.00420).
-    Settings: as ``pgd20`` (20 steps, α = 2/255, random start, CE loss, first-success), but
+    Settings: as ``pgd20`` (20 steps, α = 2/255 or L2's 2.5 · ε / 20, random start, CE loss,
+    first-success), but
     each step's gradient is the mean over ``eot_iter`` = 10 forward passes, each with its own
     noise draw; change k with ``--eot-iter`` or ``attack_options={"eot-pgd20": {"eot_iter":
     k}}`` (docs/protocol.md §6.2, §6.4). Returns x_adv as ``pgd20`` does.

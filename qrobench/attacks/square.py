@@ -5,8 +5,9 @@
 beside the white-box attacks: it cannot be fooled by zero or obfuscated gradients
 (docs/protocol.md §8.3); in the standard leaderboard battery (§6.2, §6.6).
 
-Settings: L∞, 5,000 queries, p_init 0.8 with the schedule of p not rescaled to the budget
-(``resc_schedule=False``, as inside AutoAttack), 1 restart, margin loss. Its random
+Settings: the run's norm (L∞, or L2 with pyautoattack's L2 proposals), 5,000 queries, p_init
+0.8 with the schedule of p not rescaled to the budget (``resc_schedule=False``, as inside
+AutoAttack, for both norms), 1 restart, margin loss. Its random
 proposals are seeded with an integer drawn from ``generator`` (the attack's ``seed`` when
 there is none). Returns x_adv: the adversarial example where found, else the clean input.
 
@@ -35,7 +36,7 @@ class Square(_AutoAttackPart):
     def perturb(self, x, y, generator=None):
         from pyautoattack.square import SquareAttack
 
-        atk = SquareAttack(self.model, norm="Linf", n_queries=self.n_queries, eps=self.eps,
+        atk = SquareAttack(self.model, norm=self.norm, n_queries=self.n_queries, eps=self.eps,
                            p_init=self.p_init, n_restarts=self.n_restarts,
                            seed=self._torch_seed(generator), verbose=False, device=x.device,
                            resc_schedule=False)

@@ -153,7 +153,8 @@ def autoattack_for(stochastic: bool) -> str:
 
 def lacking(result) -> list[str]:
     """The attacks of the model's standard battery that ``result`` did not measure, in battery order."""
-    return [a for a in battery_for(bool(result.stochastic)) if a not in result.robust_acc]
+    battery = battery_for(bool(result.stochastic), threat_model=getattr(result, "threat_model", None))
+    return [a for a in battery if a not in result.robust_acc]
 
 
 def is_ranked(result) -> bool:

@@ -89,7 +89,8 @@ def summarize_runs(results: list[ResultFile], sel: Selection, cards: dict, inval
                             "result_sha256": r.card_sha256, "card_sha256": cards[r.model].sha256})
     for r in (r for r in sel.rows if r.model in cards):
         stochastic = bool(r.result.stochastic)
-        missing = [a for a in battery_for(stochastic) if a not in r.result.robust_acc]
+        battery = battery_for(stochastic, threat_model=getattr(r.result, "threat_model", None))
+        missing = [a for a in battery if a not in r.result.robust_acc]
         n, repeats = int(r.result.n), int(r.result.repeats)
         few_seeds = repeats if stochastic and repeats < STOCHASTIC_REPEATS else None
         if n < LEADERBOARD_N or missing or few_seeds is not None:

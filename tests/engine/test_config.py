@@ -78,7 +78,7 @@ def test_threat_model_vocabulary_admits_the_coming_threats():
 
 def test_an_attack_refuses_a_norm_it_does_not_search():
     with pytest.raises(UnknownNormError, match="Linf ball only, not L2"):
-        create_attack("fgsm", torch.nn.Identity(), norm="L2")
+        create_attack("ifgsm20", torch.nn.Identity(), norm="L2")
     assert create_attack("pgd20", torch.nn.Identity()).settings()["norm"] == "Linf"
 
 
