@@ -27,8 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"qrobench {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    r = sub.add_parser("run", help="evaluate a zoo model under an attack battery")
-    r.add_argument("--model", required=True, help="zoo model name (see 'qrobench list')")
+    r = sub.add_parser("run", help="evaluate a zoo model (or an ONNX model) under an attack battery")
+    which = r.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="zoo model name (see 'qrobench list')")
+    which.add_argument("--onnx", metavar="FILE", help="an ONNX model (e.g. onnxruntime int8, QDQ), run by ONNX Runtime; "
+                       "gradient attacks go through its twin (BPDA)")
+    opts.add_twin(r)
     opts.add_attacks(r, ["pgd20"], "default pgd20")
     r.add_argument("--n", "--points", dest="n", type=int, default=1000,
                    help="first N test points (default 1000); --points is the spelling to use under torchrun, "
@@ -130,6 +134,7 @@ def cmd_run(args) -> int:
     from .engine.shards import WHOLE
     from .reports.console import format_result_table
     from .zoo.store import Zoo
+    from .zoo.twin import resolve_twin
 
     command = os.environ.get(distributed.COMMAND_ENV) or opts.command_line(args.argv)
     ranks = distributed.launched_by_torchrun()
@@ -153,6 +158,7 @@ def cmd_run(args) -> int:
     if out is not None and out.is_dir():
         raise QrobenchError(f"--output {out} is a folder; give a file path such as {out}/result.json")
     zoo = Zoo(args.zoo_dir)
+    twin, _ = resolve_twin(args.twin, args.zoo_dir)
     rank, shard, device = 0, args.shard or WHOLE, args.device
     if ranks:
         shard, device = distributed.start(args.device)
@@ -161,10 +167,15 @@ def cmd_run(args) -> int:
     fields = dict(n=args.n, eps=eps_values[0], threat_model=args.threat_model, dataset=args.dataset,
                   seed=args.seed, batch_size=args.batch_size, device=device, repeats=args.repeats,
                   data_dir=args.data_dir, progress=not args.quiet and rank == 0, cascade=args.cascade, shard=shard)
-    zoo.card(args.model)  # an unknown model fails before the settings are resolved
-    cfg = make_config(args.attacks, target=args.model, zoo_dir=args.zoo_dir, surrogate=args.surrogate,
+    if args.model is not None:
+        zoo.card(args.model)  # an unknown model fails before the settings are resolved
+    target = args.model or Path(args.onnx).stem
+    cfg = make_config(args.attacks, target=target, zoo_dir=args.zoo_dir, surrogate=args.surrogate,
                       eot_iter=args.eot_iter, **fields)
-    model, card = zoo.load(args.model)  # registered architecture, or a submitted factory
+    if args.model is not None:
+        model, card = zoo.load(args.model, twin=twin)  # registered architecture, a factory, a toolkit format
+    else:
+        model, card = _onnx_model(args.onnx, twin)
     data = load_test_set(cfg.dataset, cfg.n, cfg.data_dir)
     if rank == 0:
         where = f", shard {cfg.shard}" if args.shard else f", {cfg.shard.count} ranks" if ranks else ""
@@ -200,6 +211,20 @@ def cmd_run(args) -> int:
     for j in journals:
         j.unlink(missing_ok=True)
     return 0
+
+
+def _onnx_model(path: str, twin):
+    """An ONNX file outside the zoo: the runtime model and what the record says it is."""
+    from types import SimpleNamespace
+
+    from .quant.measure import measure_weights
+    from .toolkits.onnx_models import load_onnx
+
+    model = load_onnx(path, twin=twin)
+    stats = measure_weights(model)
+    card = SimpleNamespace(name=Path(path).stem, architecture=f"onnx:{Path(path).name}", ensemble=1,
+                           precision=stats.precision, recipe=None, sha256=model.deployed.sha256)
+    return model, card
 
 
 def cmd_merge(args) -> int:

@@ -78,3 +78,9 @@ def add_quiet(p) -> None:
 def command_line(argv) -> str:
     """The command as a user would retype it, stored in every file a command writes."""
     return "qrobench " + " ".join(shlex.quote(a) for a in argv)
+
+
+def add_twin(p) -> None:
+    p.add_argument("--twin", default=None, metavar="SPEC",
+                   help="differentiable twin for a model without input gradient (torch.ao int8, ONNX Runtime): "
+                        "a zoo model, package.module:factory, or an .onnx file; default: derived from the model")

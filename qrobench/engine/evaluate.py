@@ -25,7 +25,16 @@ from ..errors import QrobenchError
 from ..models.noise import is_stochastic, noise_seed
 from ..protocol import default_repeats, has_eot
 from ..quant.measure import measure_weights
+from ..toolkits import prepare
+from ..toolkits.deployed import DeployedModel, Materialised
 from .config import EvalConfig
+from .deployment import (
+    agreement_counts,
+    check_materialised,
+    require_gradients,
+    summarise,
+    transfer_counts,
+)
 from .journal import Journal
 from .outcomes import decode_mask, encode_mask
 from .results import Result, SeedResult
@@ -85,21 +94,25 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def _clean_batch(model, data: EvalData, cfg: EvalConfig, device, seed: int, b: int) -> torch.Tensor:
+def _clean_batch(model, data: EvalData, cfg: EvalConfig, device, seed: int, b: int):
+    """(clean-correct mask, None, a deployed model's twin agreement counts or None)."""
     s, e = batch_points(b, len(data), cfg.batch_size)
+    x = data.x[s:e].to(device, memory_format=_mf(cfg))
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, CLEAN, 0, b), device):
-        pred = model(data.x[s:e].to(device, memory_format=_mf(cfg))).argmax(1).cpu()
-    return pred == data.y[s:e]
+        logits = model(x)
+        agree = agreement_counts(model, x, logits) if isinstance(model, DeployedModel) else None
+    return logits.argmax(1).cpu() == data.y[s:e], None, agree
 
 
 def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, seed: int, k: int, b: int,
-                  correct: torch.Tensor) -> tuple[torch.Tensor, float | None]:
-    """Survival of batch ``b``'s points under attack ``k`` (False where not clean-correct)."""
+                  correct: torch.Tensor) -> tuple[torch.Tensor, float | None, dict | None]:
+    """Survival of batch ``b``'s points under attack ``k`` (False where not clean-correct), the
+    attack's zero-gradient fraction, and a deployed model's twin→deployed transfer counts."""
     s, e = batch_points(b, len(data), cfg.batch_size)
     survived = torch.zeros(e - s, dtype=torch.bool)
     local = torch.nonzero(correct).flatten()
     if len(local) == 0:
-        return survived, None
+        return survived, None, None
     idx = local + s
     xb, yb = data.x[idx].to(device, memory_format=_mf(cfg)), data.y[idx].to(device)
     gen = generator(device, seed, k, b, ATTACK_GENERATOR)
@@ -111,26 +124,29 @@ def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, see
         raise RuntimeError(f"attack {name} left the {cfg.norm} ε-ball or the image range "
                            f"(max ‖δ‖ = {float(dist.max()):.5f} > ε = {cfg.eps:.5f}); this is a bug in the attack")
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
-        survived[local] = (model(x_adv).argmax(1) == yb).cpu()
-    return survived, atk.diagnostics.get("zero_grad_frac")
+        still = model(x_adv).argmax(1) == yb
+        transfer = transfer_counts(model, x_adv, yb, still) if isinstance(model, DeployedModel) else None
+    survived[local] = still.cpu()
+    return survived, atk.diagnostics.get("zero_grad_frac"), transfer
 
 
 def _journaled(journal: Journal, seed: int, part: str, b: int, size: int, compute):
-    """Batch ``b``'s mask, seconds and zero-gradient fraction: from the journal when it is
-    there, else computed by ``compute() -> (mask, zero_grad)`` and journaled."""
+    """Batch ``b``'s mask, seconds, zero-gradient fraction and extra counts: from the journal
+    when it is there, else computed by ``compute() -> (mask, zero_grad, extra)`` and journaled."""
     done = journal.get(seed, part, b)
     if done is not None:
-        return torch.from_numpy(decode_mask(done["mask"], size)), done["time"], done.get("zero_grad")
+        return (torch.from_numpy(decode_mask(done["mask"], size)), done["time"], done.get("zero_grad"),
+                done.get("extra"))
     t0 = time.perf_counter()
-    mask, zero_grad = compute()
+    mask, zero_grad, extra = compute()
     dt = time.perf_counter() - t0
     mask = mask.cpu()
-    journal.record(seed, part, b, encode_mask(mask), dt, zero_grad)
-    return mask, dt, zero_grad
+    journal.record(seed, part, b, encode_mask(mask), dt, zero_grad, extra)
+    return mask, dt, zero_grad, extra
 
 
 def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags,
-              batches: range, journal: Journal) -> SeedResult:
+              batches: range, journal: Journal, extras: dict) -> SeedResult:
     """One seed over ``batches`` (a shard, or all of them); finished batches come from, and
     new ones go to, the journal."""
     seed = cfg.seed + repeat
@@ -140,8 +156,10 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
     clean_time = 0.0
     for b in batches:
         s, e = batch_points(b, n, cfg.batch_size)
-        m, dt, _ = _journaled(journal, seed, "clean", b, e - s,
-                              lambda b=b: (_clean_batch(model, data, cfg, device, seed, b), None))
+        m, dt, _, extra = _journaled(journal, seed, "clean", b, e - s,
+                                     lambda b=b: _clean_batch(model, data, cfg, device, seed, b))
+        if extra:
+            extras.setdefault("clean", []).append(extra)
         correct[s - start:e - start] = m
         clean_time += dt
     robust, times, zero_grad = {}, {}, {}
@@ -155,8 +173,11 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
         for b in batches:
             s, e = batch_points(b, n, cfg.batch_size)
             ok = targets[s - start:e - start].clone()
-            m, dt, z = _journaled(journal, seed, name, b, e - s, lambda b=b, k=k, atk=atk, name=name, ok=ok:
-                                  _attack_batch(model, atk, name, data, cfg, device, seed, k, b, ok))
+            m, dt, z, extra = _journaled(journal, seed, name, b, e - s,
+                                         lambda b=b, k=k, atk=atk, name=name, ok=ok:
+                                         _attack_batch(model, atk, name, data, cfg, device, seed, k, b, ok))
+            if extra:
+                extras.setdefault(name, []).append(extra)
             survived[s - start:e - start] = m
             times[name] += dt
             if z is not None:
@@ -200,6 +221,7 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
     else:
         data = EvalData(data.x[: cfg.n], data.y[: cfg.n], data.source)
 
+    model = prepare(model)  # toolkit models: BPDA through a twin, or a materialised forward
     model = model.to(device, memory_format=_mf(cfg)).eval()
     model.requires_grad_(False)
     stochastic = is_stochastic(model) if cfg.stochastic is None else bool(cfg.stochastic)
@@ -228,8 +250,16 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
                             "channels_last": cfg.channels_last, "cascade": cfg.cascade, "qrobench": __version__},
                   resume)
     t_start = time.perf_counter()
+    extras: dict[str, list[dict]] = {}
     with full_fp32():
-        runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log) for r in range(repeats)]
+        require_gradients(model, data.x[start:start + 2].to(device), built)
+        equivalence = None
+        if isinstance(model, Materialised):
+            equivalence = check_materialised(model, data.x[start:stop], cfg.batch_size, device)
+            if not equivalence["passed"]:
+                run_flags.add("materialise-mismatch")
+        runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras)
+                for r in range(repeats)]
     total = time.perf_counter() - t_start
     model.to(memory_format=torch.contiguous_format)
 
@@ -272,9 +302,11 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
         command=command,
         protocol=protocol,
         weights={"eligible": stats.eligible, "layer_bits": stats.layer_bits,
-                 "zero_channels": stats.zero_channels, "total_channels": stats.total_channels},
+                 "zero_channels": stats.zero_channels, "total_channels": stats.total_channels,
+                 "reader": stats.reader},
         submission=submission,
         cascade=True if cfg.cascade else None,
+        deployment=summarise(model, extras.pop("clean", []), extras, equivalence),
         shard=None if cfg.shard == WHOLE else {"index": cfg.shard.index, "count": cfg.shard.count,
                                                "n": len(data)},
     )

@@ -81,8 +81,11 @@ class Journal:
     def get(self, seed: int, part: str, batch: int) -> dict | None:
         return self.entries.get((seed, part, batch))
 
-    def record(self, seed: int, part: str, batch: int, mask: str, seconds: float, zero_grad=None) -> None:
+    def record(self, seed: int, part: str, batch: int, mask: str, seconds: float, zero_grad=None,
+               extra: dict | None = None) -> None:
         e = {"seed": seed, "part": part, "batch": batch, "mask": mask, "time": seconds, "zero_grad": zero_grad}
+        if extra:
+            e["extra"] = extra  # e.g. a deployed model's twin agreement / transfer counts
         self.entries[(seed, part, batch)] = e
         if self._fh is not None:
             self._append(e)

@@ -162,6 +162,10 @@ class Result(_ReadsLikeAMapping):
     cascade: bool | None = None
     # a post-training quantization of a float zoo model (qrobench sweep): source, method, bits
     sweep: dict | None = None
+    # a toolkit model evaluated as deployed: format, execution (runtime, version, engine), the
+    # differentiable twin, clean twin agreement, twin→deployed transfer per attack, and the
+    # materialised-forward equivalence check (engine/deployment.py)
+    deployment: dict | None = None
     schema: str = RESULT_SCHEMA
 
     # -- aggregation -----------------------------------------------------------------------
@@ -269,7 +273,8 @@ class Result(_ReadsLikeAMapping):
         return cls(**kwargs)
 
 
-_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "sweep")
+_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "sweep",
+             "deployment")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

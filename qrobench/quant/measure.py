@@ -1,9 +1,12 @@
-"""Weight statistics of any model, quantized by qrobench or not, read from the weights alone.
+"""Weight statistics of any model, quantized by qrobench or by a toolkit or not at all.
 
 Submitted architectures are arbitrary ``nn.Module``s: their bit-width, sparsity and size
-must be measured, never copied from a card. For qrobench models (QuantConv2d layers) the
-numbers equal :func:`qrobench.quant.metrics.quant_stats`; for other models every
-``nn.Conv2d`` is eligible and a layer's bit-width is inferred from its distinct values.
+must be measured, never copied from a card. Toolkit models (Brevitas, torch.ao int8, ONNX)
+are measured from the codes, scales and zero-points their toolkit deploys
+(``qrobench/toolkits``); qrobench models (QuantConv2d layers) from their declared precision,
+equal to :func:`qrobench.quant.metrics.quant_stats`; for any other model every ``nn.Conv2d``
+is eligible and a layer's bit-width is inferred from its distinct values (the fallback). The
+record says which reader was used.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class WeightStats:
     precision: str  # fp | bnn | tnn | 4bit | <b>bit | mixed
     eligible: str  # which layers were measured
     layer_bits: dict[str, int] = field(default_factory=dict)
+    reader: str = "qrobench layers"  # where the codes came from (toolkit metadata, or inferred)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -87,8 +91,53 @@ def _precision_token(tokens: list[str]) -> str:
     return tokens[0] if len(set(tokens)) == 1 else MIXED
 
 
+def _stats_from_codes(model: nn.Module, reader, layers) -> WeightStats:
+    from ..toolkits.codes import FP32_BYTES
+    from ..toolkits.formats import unwrap
+
+    zeros = total = zero_ch = total_ch = size_bits = weighted_bits = 0
+    layer_bits, tokens = {}, []
+    for c in layers:
+        z = c.zeros
+        zeros += int(z.sum())
+        total += z.numel()
+        if z.dim() >= 2:
+            dims = tuple(d for d in range(z.dim()) if d != 1)
+            zero_ch += int((z.all(dim=dims) if dims else z).sum())
+            total_ch += z.shape[1]
+        layer_bits[c.name] = c.bits
+        tokens.append(c.precision_token())
+        weighted_bits += c.bits * z.numel()
+        size_bits += c.packed_bits()
+    target = unwrap(model)
+    if reader.float_elems is not None:
+        fp_elems = reader.float_elems(target, layers)
+    else:
+        coded = {c.param_id for c in layers}
+        fp_elems = sum(p.numel() for p in target.parameters() if id(p) not in coded)
+        fp_elems += sum(b.numel() for n, b in target.named_buffers()
+                        if b.is_floating_point() and n.endswith(("running_mean", "running_var")))
+    size_bytes = size_bits // 8 + FP32_BYTES * fp_elems
+    fp32_bytes = FP32_BYTES * (fp_elems + total)
+    return WeightStats(
+        sparsity=zeros / total if total else 0.0,
+        channel_sparsity=zero_ch / total_ch if total_ch else 0.0,
+        zero_channels=zero_ch, total_channels=total_ch, n_params=fp_elems + total,
+        size_bytes=size_bytes, fp32_bytes=fp32_bytes,
+        compression=fp32_bytes / size_bytes if size_bytes else 1.0,
+        bits=weighted_bits / total if total else float(FLOAT_BITS),
+        precision=_precision_token(tokens), eligible=reader.eligible, layer_bits=layer_bits,
+        reader=reader.name)
+
+
 @torch.no_grad()
 def measure_weights(model: nn.Module) -> WeightStats:
+    from ..toolkits.formats import read_codes, unwrap
+
+    found = read_codes(model)
+    if found is not None:
+        return _stats_from_codes(model, *found)
+    model = unwrap(model)
     layers, eligible = _eligible(model)
     zeros = total = zero_ch = total_ch = 0
     size_bits = weighted_bits = 0
@@ -132,6 +181,8 @@ def measure_weights(model: nn.Module) -> WeightStats:
         precision=_precision_token(tokens),
         eligible=eligible,
         layer_bits=layer_bits,
+        reader="qrobench layers (declared precision, checked against the codes)" if eligible.startswith("qrobench")
+        else "distinct values (plain float modules: bit-width inferred from the values)",
     )
 
 

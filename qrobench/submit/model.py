@@ -21,6 +21,7 @@ from ..models.noise import is_stochastic
 from ..models.registry import create_model
 from ..protocol import precision as precision_of
 from ..quant.layers import quantized_layers
+from ..toolkits import int8_state
 from ..zoo.checkpoint import load_deployed
 from ..zoo.factory import FACTORY_PREFIX, build_from_factory
 
@@ -54,6 +55,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(
                 f"{path} cannot be loaded with torch.load(weights_only=True) ({first[:200]}); send "
                 "model.state_dict() saved with torch.save, or a safetensors file") from e
+    if isinstance(state, dict) and int8_state.is_int8_state(state):
+        return state  # a torch.ao int8 model's: quantized tensors, packed parameters, dtypes
     if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
         for k in _WRAPPER_KEYS:
             if isinstance(state.get(k), dict):
@@ -97,10 +100,12 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
         return "qrobench deployed checkpoint (int8 codes + scale)"
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
+    except (RuntimeError, KeyError) as e:
         first = str(e).strip().splitlines()[0]
         detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])
         raise CheckpointError(f"{path} does not fit the architecture: {first} {detail}"[:400]) from e
+    if int8_state.is_int8_state(state):
+        return "torch.ao int8 state dict (quantized tensors and packed parameters, read with weights_only=True)"
     adopted = quantized = 0
     for _, m in quantized_layers(model):
         if not m.is_quantized:

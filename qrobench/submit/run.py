@@ -8,7 +8,9 @@ finished; a failure leaves the output folder as it was.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,9 @@ from ..protocol import (
     is_precision_token,
 )
 from ..quant.measure import measure_weights
+from ..toolkits import prepare, runtime_of
+from ..toolkits.formats import model_format
+from ..toolkits.onnx_models import load_onnx
 from ..zoo.card import ModelCard
 from ..zoo.checkpoint import file_sha256, load_deployed, save_deployed
 from .card import read_submission_card
@@ -52,11 +57,11 @@ class Submission:
     result: Result
 
 
-def entry_paths(output_dir: str | Path, name: str) -> tuple[Path, Path, Path]:
+def entry_paths(output_dir: str | Path, name: str, suffix: str = ".safetensors") -> tuple[Path, Path, Path]:
     """Where a pull request to the leaderboard puts the entry (the repository's own layout)."""
     out = Path(output_dir)
     zoo = out / "model_zoo"
-    return zoo / f"{name}.json", zoo / f"{name}.safetensors", out / "results" / "zoo" / f"{name}.json"
+    return zoo / f"{name}.json", zoo / f"{name}{suffix}", out / "results" / "zoo" / f"{name}.json"
 
 
 def _check_declared(stated: dict, measured: dict) -> None:
@@ -66,13 +71,19 @@ def _check_declared(stated: dict, measured: dict) -> None:
                                  f"{value!r}; fix the card (measured values always win)")
 
 
-def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factory: str | None = None,
+def submit(name: str, checkpoint: str | Path | None = None, *, arch: str | None = None,
+           factory: str | None = None, onnx: str | Path | None = None, twin=None,
            arch_args: dict | None = None, card: str | Path | None = None, n: int = LEADERBOARD_N,
            attacks=None, output_dir: str | Path = ".", min_clean_acc: float = CLEAN_ACC_FLOOR,
            seed: int = LEADERBOARD_SEED, data_dir=None, data: EvalData | None = None,
            device: str = "cpu", batch_size: int = 250, overwrite: bool = False,
            progress: bool = True, command: str | None = None) -> Submission:
-    """Evaluate a submitted checkpoint under the leaderboard's protocol and write its entry."""
+    """Evaluate a submitted checkpoint under the leaderboard's protocol and write its entry.
+
+    ``checkpoint`` with ``arch`` or ``factory`` (qrobench layers, any nn.Module, Brevitas, a
+    torch.ao int8 state dict), or ``onnx`` alone (an ONNX file, run by ONNX Runtime). ``twin``
+    (a module) is the differentiable twin of a model without input gradient; by default it is
+    derived from the model (toolkits/)."""
     if not _NAME.match(name or ""):
         raise QrobenchError(f"--name {name!r} must be 1-80 letters, digits, '.', '_' or '-', starting "
                             "with a letter or digit (it becomes a file name)")
@@ -81,8 +92,14 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
     if arch_args is not None and not isinstance(arch_args, dict):
         raise QrobenchError("--arch-args must be a JSON object of keyword arguments")
     EvalConfig(attacks=tuple(battery_for(False, attacks)), n=n, seed=seed, batch_size=batch_size)  # checked up front
+    if (onnx is None) == (checkpoint is None):
+        raise QrobenchError("give --checkpoint (with --arch or --factory) or --onnx, not both")
+    if onnx is not None and (arch is not None or factory is not None):
+        raise QrobenchError("--onnx holds the whole model: drop --arch/--factory")
+    if onnx is not None:
+        checkpoint = onnx
     dev = resolve_device(device)
-    card_path, ckpt_path, result_path = entry_paths(output_dir, name)
+    card_path, ckpt_path, result_path = entry_paths(output_dir, name, ".onnx" if onnx is not None else ".safetensors")
     existing = [p for p in (card_path, ckpt_path, result_path) if p.exists()]
     if existing and not overwrite:
         raise QrobenchError(f"{existing[0]} already exists; choose another --name or pass --overwrite")
@@ -94,8 +111,12 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
         raise ModelCardError(f"the card's sha256 {stated['sha256'][:12]}… does not match --checkpoint "
                              f"({(original_sha or 'missing')[:12]}…); the file is not the one the card describes")
 
-    model, architecture = build(arch, factory, arch_args)
-    loaded_as = load_weights(model, checkpoint)
+    if onnx is not None:
+        model, architecture = load_onnx(onnx, twin=twin), f"onnx:{Path(onnx).name}"
+        loaded_as = f"ONNX file run by onnxruntime {model.execution.get('version')} ({model.execution.get('provider')})"
+    else:
+        model, architecture = build(arch, factory, arch_args)
+        loaded_as = load_weights(model, checkpoint)
     model.eval()
     if data is None:
         data = load_test_set(DEFAULT_DATASET, n, data_dir)
@@ -106,16 +127,25 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
     check_outputs(model, probe)
 
     card_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = card_path.with_name(f".{name}.staging.safetensors")
+    staging_dir = card_path.with_name(f".{name}.staging")
+    staging = staging_dir / ckpt_path.name
+    staging_dir.mkdir(exist_ok=True)
     try:
-        try:
-            sha = save_deployed(model, staging, metadata={"name": name, "submitted": "qrobench submit"})
-        except RuntimeError as e:  # e.g. tied weights, which safetensors will not store twice
-            first = str(e).strip().splitlines()[0][:200]
-            raise QrobenchError(f"the model's state_dict cannot be stored as safetensors ({first})") from e
-        fresh, _ = build(arch, factory, arch_args)  # evaluate exactly what was stored
-        load_deployed(fresh, staging, expected_sha256=sha)
-        fresh.eval()
+        if onnx is not None:
+            shutil.copyfile(onnx, staging)
+            sha = file_sha256(staging)
+            fresh = load_onnx(staging, twin=twin, expected_sha256=sha)  # evaluate exactly what was stored
+        else:
+            try:
+                sha = save_deployed(model, staging, metadata={"name": name, "submitted": "qrobench submit"})
+            except RuntimeError as e:  # e.g. tied weights, which safetensors will not store twice
+                first = str(e).strip().splitlines()[0][:200]
+                raise QrobenchError(f"the model's state_dict cannot be stored as safetensors ({first})") from e
+            fresh, _ = build(arch, factory, arch_args)  # evaluate exactly what was stored
+            load_deployed(fresh, staging, expected_sha256=sha)
+            fresh.eval()
+            fresh = prepare(fresh, twin=twin)  # a toolkit model as deployed (BPDA twin, materialised)
+        fmt = model_format(fresh)
         stochastic = random_at_test_time(fresh, probe)
         if not stochastic:
             with torch.no_grad():
@@ -153,6 +183,7 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
             "recipe": stated["recipe"], "dataset": "cifar10", "sha256": sha, "file": ckpt_path.name,
             "license": stated["license"], "reference": stated["reference"],
             "training": stated.get("training", {}),
+            "format": fmt, "runtime": runtime_of(fresh),
             "extra": {**stated["extra"], "submission": {
                 "checkpoint_file": Path(checkpoint).name, "checkpoint_sha256": original_sha,
                 "loaded_as": loaded_as, "random_at_test_time": stochastic,
@@ -172,5 +203,7 @@ def submit(name: str, checkpoint: str | Path, *, arch: str | None = None, factor
         write_result(result, result_path)
     finally:
         staging.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            staging_dir.rmdir()
     return Submission(card_path, ckpt_path, result_path, result)
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from .codes import LayerCodes
 from .deployed import Materialised
-from .readers import register_reader
+from .readers import register_reader, unwrap
 
 READER = "brevitas quant_weight() (int codes, scale, zero-point, bit width)"
 ELIGIBLE = "every Brevitas QuantConv/QuantLinear with quantized weights"
@@ -44,8 +44,6 @@ def _weight_quantized(m: nn.Module) -> bool:
 
 def is_brevitas(model: nn.Module) -> bool:
     """Whether the model (through qrobench's wrappers) holds any Brevitas module."""
-    from .formats import unwrap  # formats imports this module to register its reader
-
     return any(_brevitas_class(m) is not None for m in unwrap(model).modules())
 
 

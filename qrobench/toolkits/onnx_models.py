@@ -466,13 +466,17 @@ def derive_twin(onnx_model) -> nn.Module:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_onnx(path: str | Path, twin: nn.Module | None = None, providers: list | None = None):
+def load_onnx(path: str | Path, twin: nn.Module | None = None, providers: list | None = None,
+              expected_sha256: str | None = None):
     """An ONNX model as deployed by ONNX Runtime, attacked through ``twin`` (derived from the
-    graph when not given)."""
+    graph when not given); ``expected_sha256`` (a zoo card's) is checked before anything runs."""
     from .deployed import DeployedModel
 
     _import("onnxruntime")
     deployed = OnnxRuntimeModule(path, providers=providers)
+    if expected_sha256 is not None and deployed.sha256 != expected_sha256:
+        raise QrobenchError(f"ONNX model {path} has sha256 {deployed.sha256[:12]}… but its card says "
+                            f"{expected_sha256[:12]}…; the file was changed or the card is stale")
     if twin is None:
         twin = derive_twin(deployed.onnx_model)
         from importlib.metadata import PackageNotFoundError, version

@@ -26,6 +26,9 @@ REQUIRED_FIELDS = {
 }
 
 
+FORMATS = ("torch", "brevitas", "torch-ao", "onnx")
+
+
 @dataclass
 class ModelCard:
     name: str
@@ -43,6 +46,10 @@ class ModelCard:
     reference: str
     training: dict = field(default_factory=dict)  # command, budget, time, selection, init
     extra: dict = field(default_factory=dict)
+    # how the model is stored and run: "torch" (qrobench layers, any nn.Module), "brevitas",
+    # "torch-ao" (int8 kernels, attacked through a twin), "onnx" (an ONNX Runtime session)
+    format: str = "torch"
+    runtime: dict = field(default_factory=dict)  # e.g. {"runtime": "onnxruntime", "provider": ...}
     path: Path | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -64,11 +71,14 @@ class ModelCard:
         sha = d["sha256"]
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ModelCardError(f"model card {source}: 'sha256' must be 64 lowercase hex digits")
-        known = set(REQUIRED_FIELDS) | {"training", "extra"}
+        known = set(REQUIRED_FIELDS) | {"training", "extra", "format", "runtime"}
         extra = dict(d.get("extra", {}))
         extra.update({k: v for k, v in d.items() if k not in known})
+        fmt = d.get("format", "torch")
+        if fmt not in FORMATS:
+            raise ModelCardError(f"model card {source}: 'format' must be one of {', '.join(FORMATS)}, got {fmt!r}")
         return cls(**{k: d[k] for k in REQUIRED_FIELDS}, training=dict(d.get("training", {})),
-                   extra=extra)
+                   extra=extra, format=fmt, runtime=dict(d.get("runtime", {})))
 
     @classmethod
     def read(cls, path: str | Path) -> ModelCard:
@@ -84,6 +94,9 @@ class ModelCard:
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("path")
+        if d["format"] == "torch" and not d["runtime"]:  # the cards written before formats existed
+            d.pop("format")
+            d.pop("runtime")
         return d
 
     def write(self, path: str | Path) -> None:

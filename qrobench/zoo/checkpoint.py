@@ -1,7 +1,9 @@
 """Deployed checkpoints: safetensors with integer codes + scales for quantized layers.
 
 Pickles are refused (loading one runs arbitrary code); every quantized layer is checked to
-hold no more distinct values than its bit-width allows.
+hold no more distinct values than its bit-width allows. A torch.ao int8 model's state
+(quantized tensors, packed parameters) is stored as plain tensors with its layout in the
+metadata (toolkits/int8_state.py).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 from ..files import atomic_path
 from ..protocol import precision
 from ..quant.layers import quantized_layers
+from ..toolkits import int8_state
 
 FORMAT = "qrobench-deployed-v1"
 METADATA_KEY = "qrobench"
@@ -66,10 +69,25 @@ def save_deployed(model: nn.Module, path: str | Path, metadata: dict[str, str] |
     a random key order (a Rust HashMap), so several keys made the same weights hash differently
     from one export to the next."""
     path = Path(path)
-    meta = {METADATA_KEY: json.dumps({"format": FORMAT, **(metadata or {})}, sort_keys=True)}
+    info = {"format": FORMAT, **(metadata or {})}
+    state = model.state_dict()
+    if int8_state.is_int8_state(state):
+        tensors, info["int8_layout"] = int8_state.encode(state)
+    else:
+        tensors = deployed_state(model)
+    meta = {METADATA_KEY: json.dumps(info, sort_keys=True)}
     with atomic_path(path) as tmp:
-        save_file(deployed_state(model), str(tmp), metadata=meta)
+        save_file(tensors, str(tmp), metadata=meta)
     return file_sha256(path)
+
+
+def _metadata(path: Path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get(METADATA_KEY)
+    try:
+        return json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return {}
 
 
 def load_deployed(model: nn.Module, path: str | Path, expected_sha256: str | None = None) -> nn.Module:
@@ -89,6 +107,14 @@ def load_deployed(model: nn.Module, path: str | Path, expected_sha256: str | Non
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    layout = _metadata(path).get("int8_layout")
+    if layout is not None:  # a torch.ao int8 model
+        try:
+            model.load_state_dict(int8_state.decode(tensors, layout), strict=True)
+        except (RuntimeError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:200]
+            raise CheckpointError(f"{path} does not fit the card's torch.ao int8 architecture: {first}") from e
+        return model
 
     qlayers = {name: m for name, m in quantized_layers(model) if m.is_quantized}
     state = {}

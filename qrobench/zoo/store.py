@@ -58,10 +58,23 @@ class Zoo:
             return build_from_factory(card.architecture[len(FACTORY_PREFIX):], card.arch_args)
         return create_model(card.architecture, **card.arch_args)
 
-    def load(self, name: str) -> tuple[nn.Module, ModelCard]:
+    def load(self, name: str, twin: nn.Module | None = None) -> tuple[nn.Module, ModelCard]:
+        """The entry as evaluated: toolkit formats come back ready to attack (an int8 or ONNX
+        Runtime model wrapped with its twin for BPDA — ``twin``, else derived from the model —,
+        a Brevitas model materialised)."""
         card = self.card(name)
-        model = self.build(card)
-        load_deployed(model, card.checkpoint_path(), expected_sha256=card.sha256)
+        if card.format == "onnx":
+            from ..toolkits.onnx_models import load_onnx
+
+            model = load_onnx(card.checkpoint_path(), twin=twin, expected_sha256=card.sha256)
+        else:
+            model = self.build(card)
+            load_deployed(model, card.checkpoint_path(), expected_sha256=card.sha256)
+            model.eval()
+            if card.format != "torch" or twin is not None:
+                from ..toolkits import prepare
+
+                model = prepare(model, twin=twin)
         model.eval()
         model.card = card
         return model, card
