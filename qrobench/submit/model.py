@@ -98,14 +98,20 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
             raise CheckpointError(f"{path} holds deployed codes but is not safetensors; export it with qrobench")
         load_deployed(model, path)
         return "qrobench deployed checkpoint (int8 codes + scale)"
+    if int8_state.is_int8_state(state):
+        from ..toolkits.torch_int8 import load_state  # torch.ao's own load misses wrong shapes
+
+        try:
+            load_state(model, state)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from e
+        return "torch.ao int8 state dict (quantized tensors and packed parameters, read with weights_only=True)"
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as e:
         first = str(e).strip().splitlines()[0]
         detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])
         raise CheckpointError(f"{path} does not fit the architecture: {first} {detail}"[:400]) from e
-    if int8_state.is_int8_state(state):
-        return "torch.ao int8 state dict (quantized tensors and packed parameters, read with weights_only=True)"
     adopted = quantized = 0
     for _, m in quantized_layers(model):
         if not m.is_quantized:

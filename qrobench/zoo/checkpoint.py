@@ -109,12 +109,12 @@ def load_deployed(model: nn.Module, path: str | Path, expected_sha256: str | Non
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
     layout = _metadata(path).get("int8_layout")
     if layout is not None:  # a torch.ao int8 model
+        from ..toolkits.torch_int8 import load_state  # checks every key, shape and qscheme
+
         try:
-            model.load_state_dict(int8_state.decode(tensors, layout), strict=True)
-        except (RuntimeError, KeyError) as e:
-            first = str(e).strip().splitlines()[0][:200]
-            raise CheckpointError(f"{path} does not fit the card's torch.ao int8 architecture: {first}") from e
-        return model
+            return load_state(model, int8_state.decode(tensors, layout))
+        except CheckpointError as e:
+            raise CheckpointError(f"{path} does not fit the card's architecture: {e}") from e
 
     qlayers = {name: m for name, m in quantized_layers(model) if m.is_quantized}
     state = {}
