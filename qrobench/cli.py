@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_parser(sub)
         add_quantize_parser(sub)
     from .check import add_check_parser
+    from .deploy import add_deploy_parser
     from .diagnose import add_diagnose_parser
     from .reports.cli import add_leaderboard_parser
     from .submit.cli import add_submit_parser
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_diagnose_parser(sub)
     add_sweep_parser(sub)
     add_weights_parser(sub)
+    add_deploy_parser(sub)
     return p
 
 

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class TrainConfig:
     progress: bool = True
     channels_last: bool = True
     stop_after_epoch: int | None = None  # stop early (to split a long run into pieces)
+    build: Callable[[], nn.Module] | None = field(default=None, repr=False)  # a toolkit's network, not a registered one
 
 
 def _is_quantized(model: nn.Module) -> bool:
@@ -155,7 +157,7 @@ def train(cfg: TrainConfig, train_data: EvalData, resume: bool = False) -> nn.Mo
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     r = cfg.recipe
-    model = create_model(cfg.architecture, **cfg.arch_args)
+    model = cfg.build() if cfg.build is not None else create_model(cfg.architecture, **cfg.arch_args)
     quantized = _is_quantized(model)
     if cfg.init_state is not None:
         missing, unexpected = model.load_state_dict(cfg.init_state, strict=False)
