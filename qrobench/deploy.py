@@ -32,6 +32,8 @@ def add_deploy_parser(sub) -> None:
     p.add_argument("--work-dir", default="runs/train", help="brevitas: checkpoints and logs")
     p.add_argument("--resume", action="store_true", help="brevitas: continue from the last epoch")
     p.add_argument("--stop-after-epoch", type=int, default=None, help="brevitas: stop after this epoch")
+    p.add_argument("--train-n", type=int, default=None, help="brevitas: train on the first N images only")
+    p.add_argument("--val-n", type=int, default=1000, help="brevitas: held-out tail for selection (default 1000)")
     opts.add_data_dir(p)
     opts.add_zoo_dir(p, "where the card and model are exported")
     opts.add_quiet(p)
@@ -172,7 +174,8 @@ def _train_brevitas(src, src_card, data, zoo_dir, base, command, args):
 
     cfg = TrainConfig(name=args.name, architecture=FACTORY + "preact_resnet_brevitas", arch_args={},
                       recipe=recipe, out_dir=Path(args.work_dir) / args.name, init_from=args.source,
-                      progress=not args.quiet, stop_after_epoch=args.stop_after_epoch, build=build)
+                      progress=not args.quiet, stop_after_epoch=args.stop_after_epoch, build=build,
+                      train_n=args.train_n, val_n=args.val_n)
     t0 = time.time()
     model = train(cfg, data, resume=args.resume)
     if not finished(cfg):
@@ -180,9 +183,9 @@ def _train_brevitas(src, src_card, data, zoo_dir, base, command, args):
         return None
     log = (cfg.out_dir / "log.csv").read_text().splitlines()
     training = {"command": command, "recipe": recipe.as_dict(), "loss": "CE(adv)", "init_from": args.source,
-                "seed": 0, "selection": f"best PGD-10 accuracy on the held-out last {cfg.val_n} training images "
+                "seed": 0, "selection": f"best PGD-10 accuracy on {cfg.val_n} held-out training images "
                                         "(not the test set)",
-                "train_images": len(data) - cfg.val_n, "data_source": data.source,
+                "train_images": args.train_n or len(data) - cfg.val_n, "data_source": data.source,
                 "wall_time_s_this_invocation": round(time.time() - t0, 1),
                 "train_time_s": round(sum(float(row.split(",")[8]) for row in log[1:]), 1),
                 "epoch_log": log, "hardware": f"{torch.get_num_threads()} CPU threads"}

@@ -361,11 +361,63 @@ def _sparse_finding(weights: dict[str, dict], cards: dict) -> Finding:
     return f
 
 
+DEPLOYED_FORMATS = ("torch-ao", "onnx")  # integer runtimes, attacked through a twin (BPDA)
+
+
+def _deployed_finding(zoo: dict[str, Result], cards: dict) -> Finding:
+    f = Finding("A quantized network deployed on integer kernels (torch.ao int8, ONNX Runtime int8) keeps the "
+                "robustness of the float network it was quantized from", "qrobench (issue #25)", "not tested",
+                rule="per deployed zoo entry, paired test (McNemar) of its worst case over the attacks both results "
+                     f"share against its float source (the card's init_from), {int(100 * ALPHA)} % level, on the "
+                     "same points; the deployed model decides every outcome, gradients come from its twin (BPDA), "
+                     "so the twin's clean agreement and the twin→deployed transfer rate are shown beside it; holds "
+                     "when no entry is significantly less robust than its source, does not hold when every entry "
+                     "is, else mixed")
+    kept = lost = 0
+    for name in sorted(cards):
+        card = cards[name]
+        if card.format not in DEPLOYED_FORMATS:
+            continue
+        source = (card.training or {}).get("init_from")
+        if name not in zoo or source not in zoo:
+            f.evidence.append(f"{name}: a zoo result is missing (it, or its source {source})")
+            continue
+        a, b = zoo[name], zoo[source]
+        shared = _shared_scores(a, b)
+        if shared is None:
+            f.evidence.append(f"{name} / {source}: no per-point outcomes on the same points and attacks")
+            continue
+        common, sa, sb = shared
+        p = paired_test(sa, sb)
+        diff = 100 * (sa.mean() - sb.mean())
+        d = a.deployment or {}
+        agree = d.get("agreement") or {}
+        transfer = {k: v.get("rate") for k, v in (d.get("transfer") or {}).items() if v.get("rate") is not None}
+        runtime = (d.get("execution") or {}).get("runtime", card.format)
+        tr = ", ".join(f"{k} {100 * v:.0f} %" for k, v in transfer.items()) or "none measured"
+        f.evidence.append(
+            f"{name} ({runtime}, {a.bits:.0f}-bit, {a.compression:.1f}× smaller) worst case over {','.join(common)}: "
+            f"{100 * sa.mean():.1f} % vs {source} {100 * sb.mean():.1f} % ({diff:+.1f} pp, p = {p:.2g}, n = {a.n}); "
+            f"clean {100 * a.clean_acc:.1f} % vs {100 * b.clean_acc:.1f} %; twin agrees on "
+            f"{100 * agree.get('rate', float('nan')):.1f} % of clean points (max |Δ logit| "
+            f"{agree.get('max_abs_logit_diff', float('nan')):.3f}); twin→deployed transfer: {tr}")
+        worse = p < ALPHA and diff < 0
+        lost += worse
+        kept += not worse
+    if kept or lost:
+        f.verdict = "holds" if not lost else "does not hold" if not kept else "mixed"
+    elif not f.evidence:
+        f.evidence.append("needs deployed zoo entries and their float sources measured (qrobench deploy "
+                          "res20-int8-torchao --from res20-fp --toolkit torch-ao, then qrobench run)")
+    return f
+
+
 def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
     """``zoo``: the leaderboard's selected result per model at its ε, so the findings judge the
     very rows the table ranks."""
     sweeps = read_sweeps(root)
     weights = read_weights(root / WEIGHTS_DIR)
     findings = [_sparse_finding(weights, cards), *_tradeoff_findings(zoo, weights, cards),
-                _sensitivity_finding(sweeps), _lgmp_finding(sweeps), _lgmp_finetuned_finding(zoo, cards)]
+                _sensitivity_finding(sweeps), _lgmp_finding(sweeps), _lgmp_finetuned_finding(zoo, cards),
+                _deployed_finding(zoo, cards)]
     return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo))
