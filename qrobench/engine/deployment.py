@@ -36,6 +36,34 @@ def _add(total: dict, part: dict | None) -> None:
         total[k] = max(total.get(k, 0.0), v) if k.startswith("max") else total.get(k, 0) + v
 
 
+def _rated(agree: dict, transfer: dict) -> tuple[dict, dict]:
+    if agree:
+        agree["rate"] = agree["agree"] / agree["points"] if agree.get("points") else None
+    for t in transfer.values():
+        t["rate"] = t["both_fooled"] / t["twin_fooled"] if t.get("twin_fooled") else None
+    return agree, transfer
+
+
+def combine(records: list[dict | None], same_clean_points: bool) -> dict | None:
+    """One ``deployment`` record for merged results: counts add up over shards and seeds; files
+    holding other attacks of the same run share their clean points, counted once."""
+    records = [r for r in records if r]
+    if not records:
+        return None
+    out = {k: v for k, v in records[0].items() if k not in ("agreement", "transfer")}
+    if "agreement" not in records[0]:
+        return out
+    agree: dict = {}
+    for r in records[:1] if same_clean_points else records:
+        _add(agree, {k: v for k, v in r.get("agreement", {}).items() if k != "rate"})
+    transfer: dict = {}
+    for r in records:
+        for a, t in r.get("transfer", {}).items():
+            _add(transfer.setdefault(a, {}), {k: v for k, v in t.items() if k != "rate"})
+    out["agreement"], out["transfer"] = _rated(agree, transfer)
+    return out
+
+
 def summarise(model: nn.Module, clean_parts: list[dict], attack_parts: dict[str, list[dict]],
               equivalence: dict | None) -> dict | None:
     """The result's ``deployment`` record (None for a plain torch model)."""
@@ -43,16 +71,14 @@ def summarise(model: nn.Module, clean_parts: list[dict], attack_parts: dict[str,
         agree: dict = {}
         for p in clean_parts:
             _add(agree, p)
-        if agree:
-            agree["rate"] = agree["agree"] / agree["points"] if agree["points"] else None
         transfer = {}
         for a, parts in attack_parts.items():
             t: dict = {}
             for p in parts:
                 _add(t, p)
             if t:
-                t["rate"] = t["both_fooled"] / t["twin_fooled"] if t["twin_fooled"] else None
                 transfer[a] = t
+        agree, transfer = _rated(agree, transfer)
         return {"format": model_format(model), "execution": model.execution, "twin": model.twin_info,
                 "gradients": "BPDA: deployed logits forward, twin gradient backward",
                 "agreement": agree, "transfer": transfer}

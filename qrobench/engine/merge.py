@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import QrobenchError
 from ..protocol import has_eot
+from .deployment import combine
 from .outcomes import decode_mask
 from .results import Result, SeedResult, read_result
 
@@ -96,6 +97,7 @@ def merge_results(paths: list[str | os.PathLike], command: str | None = None) ->
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         command=command,  # merged_from keeps each run's own command
         diagnostics=None,  # a diagnosis belongs to the numbers it read: re-run qrobench diagnose
+        deployment=combine([r.deployment for _, r in results], same_clean_points=False),
     )
     return merged.summarize()
 
@@ -152,7 +154,8 @@ def merge_shards(results: list[tuple[Path | str, Result]], command: str | None) 
         flags=sorted(set().union(*(r.flags for _, r in results))),
         total_time_s=max(float(r.total_time_s) for _, r in results),  # shards run side by side
         merged_from=[src for path, r in results for src in _sources(Path(path), r)],
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None)
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None,
+        deployment=combine([r.deployment for _, r in results], same_clean_points=False))
     return merged.summarize()
 
 
@@ -200,7 +203,8 @@ def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> R
         first, attacks=attacks, per_seed=seeds, flags=sorted(flags),
         total_time_s=sum(float(r.total_time_s) for _, r in results),
         merged_from=[src for path, r in results for src in _sources(path, r)],
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None)
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None,
+        deployment=combine([r.deployment for _, r in results], same_clean_points=True))
     return merged.summarize()
 
 

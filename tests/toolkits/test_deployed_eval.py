@@ -265,3 +265,18 @@ def test_submit_brevitas_per_channel_4bit(data_dir, tmp_path, capsys, monkeypatc
     assert eq["passed"] and eq["points"] == N and eq["max_abs_logit_diff"] <= eq["tolerance"]
     loaded, _ = Zoo(out / "model_zoo").load("brevitas-test")
     assert isinstance(loaded, Materialised)
+
+
+def test_shards_of_a_deployed_run_merge_into_its_counts(int8_model, test_points):
+    from qrobench.engine import evaluate, make_config
+    from qrobench.engine.merge import merge_shards
+    from qrobench.engine.shards import Shard
+
+    data = _data(test_points)
+    whole = evaluate(int8_model, make_config(["fgsm", "pgd20"], n=N, batch_size=20, progress=False), data=data)
+    parts = [evaluate(int8_model, make_config(["fgsm", "pgd20"], n=N, batch_size=20, progress=False,
+                                              shard=Shard(i, 2)), data=data) for i in range(2)]
+    merged = merge_shards([(f"s{i}", p) for i, p in enumerate(parts)], command="test")
+    assert merged.deployment["agreement"] == whole.deployment["agreement"]
+    assert merged.deployment["transfer"] == whole.deployment["transfer"]
+    assert merged.deployment["agreement"]["points"] == N == sum(p.deployment["agreement"]["points"] for p in parts)
