@@ -189,7 +189,14 @@ def measure_weights(model: nn.Module) -> WeightStats:
 @torch.no_grad()
 def layer_table(model: nn.Module) -> list[dict]:
     """Per eligible conv: bit-width, sparsity and zero input channels (``W[:, c]`` all zero), in
-    network order, so a report can show where a model's zeros and zero channels sit."""
+    network order, so a report can show where a model's zeros and zero channels sit. Toolkit
+    models: from their codes (a zero is a code at its zero-point)."""
+    from ..toolkits.formats import read_codes, unwrap
+
+    found = read_codes(model)
+    if found is not None:
+        return [_code_row(c) for c in found[1]]
+    model = unwrap(model)
     layers, _ = _eligible(model)
     rows = []
     for name, m in layers:
@@ -203,3 +210,16 @@ def layer_table(model: nn.Module) -> list[dict]:
                      "zero_channels": zero_ch, "channel_sparsity": zero_ch / w.shape[1],
                      "max_channel_zero_frac": float(per_channel.max())})  # how near a zero channel
     return rows
+
+
+def _code_row(c) -> dict:
+    z = c.zeros
+    dims = tuple(d for d in range(z.dim()) if d != 1)
+    per_channel = z.float().mean(dim=dims) if z.dim() >= 2 else z.float()
+    zero_ch = int((per_channel == 1).sum())
+    channels = int(z.shape[1]) if z.dim() >= 2 else 1
+    return {"layer": c.name, "shape": list(z.shape), "precision": c.precision_token(), "bits": c.bits,
+            "weights": z.numel(), "zeros": int(z.sum()), "sparsity": float(z.float().mean()),
+            "channels": channels, "zero_channels": zero_ch, "channel_sparsity": zero_ch / channels,
+            "max_channel_zero_frac": float(per_channel.max()), "scales": c.granularity(),
+            "symmetric": c.symmetric}

@@ -280,3 +280,13 @@ def test_shards_of_a_deployed_run_merge_into_its_counts(int8_model, test_points)
     assert merged.deployment["agreement"] == whole.deployment["agreement"]
     assert merged.deployment["transfer"] == whole.deployment["transfer"]
     assert merged.deployment["agreement"]["points"] == N == sum(p.deployment["agreement"]["points"] for p in parts)
+
+
+def test_layer_table_reads_the_codes(int8_model):
+    from qrobench.quant.measure import layer_table
+
+    rows = layer_table(int8_model)
+    assert [r["layer"] for r in rows] == ["c1", "c2", "fc"] and {r["bits"] for r in rows} == {8}
+    w = int8_model.c1.weight()
+    zp = w.q_per_channel_zero_points().reshape(-1, 1, 1, 1)
+    assert rows[0]["zeros"] == int((w.int_repr().long() == zp).sum()) and rows[0]["scales"].startswith("per-channel")
