@@ -240,6 +240,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("architecture", "architecture", TEXT, lambda m: m.d.architecture, lambda rep: rep["architecture"]),
     Column("ensemble", "ensemble", NUMBER, lambda m: m.d.ensemble, lambda rep: rep["ensemble"], _int),
     Column("precision", "precision", TEXT, lambda m: m.d.precision, lambda rep: rep["precision"]),
+    Column("runtime", "runtime", TEXT, lambda m: _runtime(m.d), lambda rep: ""),
     Column("bits", "bits", NUMBER, lambda m: num(m.d.bits),
            lambda rep: precision_bits(rep["precision"]) or math.nan,
            _cell(lambda v: f"{v:g}" if float(v).is_integer() else f"{v:.2f}"), ascending=True),
@@ -287,6 +288,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("file", "", INTERNAL, _file, lambda rep: str(rep.get("path", ""))),
 )
 
+def _runtime(d) -> str:
+    """How the row's model ran: torch, or a toolkit's runtime (torch-int8, onnxruntime) attacked
+    through its twin."""
+    e = (getattr(d, "deployment", None) or {}).get("execution") or {}
+    name = e.get("runtime", "torch")
+    return f"{name} (materialised)" if e.get("materialised") else name
+
+
 # The human tables, by column name; "{attacks}" stands for the attack columns. "compact" is the
 # ranked table read at a glance, "provisional" the unranked rows below it (what they lack instead of
 # rank, group and an AutoAttack they do not have), "full" the table under "All columns".
@@ -295,7 +304,7 @@ VIEWS = {
                 "channel_sparsity", "flags"),
     "provisional": ("model", "bits", "size_kb", "clean", "worst_case", "sparsity", "channel_sparsity", "lacks",
                     "flags"),
-    "full": ("rank", "group", "model", "source", "architecture", "ensemble", "precision", "bits", "recipe",
+    "full": ("rank", "group", "model", "source", "architecture", "ensemble", "precision", "runtime", "bits", "recipe",
              "train_h", "clean", "{attacks}", "worst_case", "sparsity", "channel_sparsity", "size_kb", "compression",
              "n", "flags", "version"),
 }

@@ -13,6 +13,7 @@ import warnings
 import torch
 import torch.nn as nn
 
+from ..errors import QrobenchError
 from ..models.registry import create_model
 from ..quant.layers import QuantConv2d
 
@@ -63,7 +64,11 @@ def preact_resnet_int8(architecture: str = "preact_resnet20", calibration: torch
 def preact_resnet_brevitas(architecture: str = "preact_resnet20", weight_bits: int = 4, **arch_args) -> nn.Module:
     """Brevitas QAT: per-output-channel ``weight_bits`` weights (max-abs statistics scale) on the
     stem and 3x3 convs, float activations as in qrobench's weight-only recipes."""
-    from brevitas.nn import QuantConv2d as BrevitasConv2d
+    try:
+        from brevitas.nn import QuantConv2d as BrevitasConv2d
+    except ImportError as e:
+        raise QrobenchError(f"this model is a Brevitas network and Brevitas is not installed ({e}); "
+                            "pip install 'qrobench[brevitas]'") from e
 
     def make(c: QuantConv2d):
         out = BrevitasConv2d(c.in_channels, c.out_channels, c.kernel_size, stride=c.stride, padding=c.padding,
