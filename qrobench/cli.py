@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cascade", action="store_true",
                    help="attack each point only until one attack breaks it (AutoAttack-style): the worst case "
                         "is exact and cheaper, per-attack accuracies become cumulative; the result says so")
+    r.add_argument("--patterns", type=int, default=None,
+                   help="--threat-model bit-errors: seeded error patterns per bit error rate (default 25)")
+    r.add_argument("--float-as", choices=("int8-ptq", "float32"), default="int8-ptq",
+                   help="--threat-model bit-errors, float models: errors in int8 post-training codes (default) "
+                        "or in the raw float32 words")
     r.add_argument("--workers", type=int, default=None, metavar="K",
                    help="run as K processes on this machine (torchrun; gloo on the CPU, nccl on GPUs)")
     opts.add_quiet(r)
@@ -139,6 +144,10 @@ def cmd_run(args) -> int:
     from .zoo.twin import resolve_twin
 
     command = os.environ.get(distributed.COMMAND_ENV) or opts.command_line(args.argv)
+    if args.threat_model == "bit-errors":
+        return _run_bit_errors(args, command)
+    if args.patterns is not None:
+        raise QrobenchError("--patterns belongs to --threat-model bit-errors")
     ranks = distributed.launched_by_torchrun()
     if args.workers is not None and not ranks:
         if args.shard is not None:
@@ -212,6 +221,32 @@ def cmd_run(args) -> int:
         distributed.finish()  # every rank keeps its journal until rank 0 has written the result
     for j in journals:
         j.unlink(missing_ok=True)
+    return 0
+
+
+def _run_bit_errors(args, command: str) -> int:
+    """Random bit errors in the stored codes (qrobench/threats/bit_errors.py): no attack battery."""
+    from .data.registry import load_test_set
+    from .engine.results import default_output_path, write_result
+    from .reports.console import format_result_table
+    from .threats.bit_errors import PATTERNS, evaluate_bit_errors
+    from .zoo.store import Zoo
+
+    given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--resume", "--twin")
+             if any(a == f or a.startswith(f + "=") for a in args.argv)]
+    if given:
+        raise QrobenchError(f"--threat-model bit-errors perturbs the stored weights and runs no attacks; drop "
+                            f"{', '.join(given)} (the rates are 0.01, 0.1, 0.5 and 1 % of the stored bits)")
+    if args.model is None:
+        raise QrobenchError("--threat-model bit-errors needs --model (a zoo model's stored codes)")
+    out = Path(args.output) if args.output else default_output_path(f"{args.model}__bit-errors", args.results_dir)
+    model, card = Zoo(args.zoo_dir).load(args.model)
+    data = load_test_set(args.dataset, args.n, args.data_dir)
+    result = evaluate_bit_errors(model, data, patterns=args.patterns or PATTERNS, seed=args.seed,
+                                 float_as=args.float_as, batch_size=args.batch_size, card=card, command=command)
+    path = write_result(result, out)
+    print(format_result_table(result))
+    print(f"result written to {path}")
     return 0
 
 
@@ -290,6 +325,10 @@ def cmd_attacks(args) -> int:
         tm = threat_model(getattr(args, "threat_model", None))
     except ValueError as e:
         raise QrobenchError(f"--threat-model: {e}") from None
+    if not tm.is_norm_ball:
+        print(f"threat model {tm.token} perturbs the {tm.target}, not the input: no attack battery runs under it "
+              f"(its budget is the {tm.budget}; 'qrobench run --model M --threat-model {tm.token}')")
+        return 0
     placeholder = nn.Identity()  # settings do not depend on the model; transfer names its surrogate
     placeholder.card = type("Card", (), {"name": "--surrogate (default res20-fp)"})()
     rows = []

@@ -62,6 +62,10 @@ class EvalConfig:
         self._validate(tm)
 
     def _validate(self, tm: ThreatModel) -> None:
+        if tm.target == "weights":
+            raise QrobenchError(f"threat model {tm.token!r} perturbs the stored weights, not the input, so no attack "
+                                f"battery runs under it: measure it with 'qrobench run --model M --threat-model "
+                                f"{tm.token}' (qrobench.threats)")
         if not self.attacks:
             raise QrobenchError("attacks (--attacks) needs at least one attack name, e.g. pgd20")
         check_attack_names(self.attacks)

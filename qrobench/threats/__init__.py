@@ -1,0 +1,2 @@
+"""Threats to a deployed network other than input perturbations in an ε-ball: errors in the
+stored weight codes (bit_errors.py)."""

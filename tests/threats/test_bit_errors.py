@@ -1,0 +1,112 @@
+"""Random bit errors in the stored words: the formats round-trip, errors flip bits at the rate
+asked, the record holds one seed per pattern, and the model is restored afterwards."""
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qrobench.cli import main
+from qrobench.data.cifar10 import EvalData
+from qrobench.errors import QrobenchError
+from qrobench.models.registry import create_model
+from qrobench.quant.layers import set_quant_mode
+from qrobench.threats.bit_errors import evaluate_bit_errors, flip, rate_name, with_errors
+from qrobench.threats.codes_io import (
+    FLOAT32,
+    SIGN_MAGNITUDE,
+    TWOS_COMPLEMENT,
+    decode,
+    encode,
+    stored_layers,
+)
+
+
+@given(bits=st.integers(1, 8), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_sign_magnitude_round_trips_every_code_and_stays_in_range(bits, data):
+    k = 2 ** (bits - 1) - 1
+    codes = torch.tensor(data.draw(st.lists(st.sampled_from([-1, 1]) if bits == 1 else st.integers(-k, k),
+                                            min_size=1, max_size=50)))
+    words = encode(codes, bits, SIGN_MAGNITUDE)
+    assert words.min() >= 0 and words.max() < 2 ** bits
+    assert torch.equal(decode(words, bits, SIGN_MAGNITUDE), codes)
+    # any word decodes to a code the format allows: errors never leave the layer's range
+    every = torch.arange(2 ** bits)
+    back = decode(every, bits, SIGN_MAGNITUDE)
+    assert back.abs().max() <= max(k, 1)
+
+
+def test_twos_complement_and_float32_round_trip():
+    codes = torch.arange(-128, 128)
+    assert torch.equal(decode(encode(codes, 8, TWOS_COMPLEMENT), 8, TWOS_COMPLEMENT), codes)
+    w = torch.randn(1000)
+    assert torch.equal(decode(encode(w, 32, FLOAT32), 32, FLOAT32), w)
+    # the top bit of a float32 word is its sign
+    assert torch.equal(decode(encode(w, 32, FLOAT32) ^ (1 << 31), 32, FLOAT32), -w)
+
+
+def test_flips_happen_at_the_rate_asked():
+    g = torch.Generator().manual_seed(0)
+    words = torch.zeros(100_000, dtype=torch.int64)
+    assert torch.equal(flip(words, 4, 0.0, g), words)
+    assert torch.equal(flip(words, 4, 1.0, g), torch.full_like(words, 15))
+    bad = flip(words, 4, 0.01, g)
+    n = sum(int((bad >> b & 1).sum()) for b in range(4))  # Binomial(400,000, 0.01): 4,000 ± 63
+    assert abs(n - 4000) < 5 * 63
+
+
+@pytest.fixture
+def ternary():
+    torch.manual_seed(0)
+    m = create_model("preact_resnet", depth=8, precision="tnn").eval()
+    set_quant_mode(m, "deployed")
+    return m
+
+
+def test_errors_write_the_codes_and_restore(ternary):
+    layers, what = stored_layers(ternary)
+    assert "sign-magnitude" in what and {la.bits for la in layers} == {2}
+    before = {la.name: la.module.weight.detach().clone() for la in layers}
+    flipped = with_errors(layers, 0.05, torch.Generator().manual_seed(1))
+    total = sum(la.words.numel() * 2 for la in layers)
+    assert abs(flipped - 0.05 * total) < 5 * (0.05 * 0.95 * total) ** 0.5
+    for la in layers:  # still ternary values {-s, 0, s}
+        assert set(torch.unique(la.module.weight / la.scale).round().tolist()) <= {-1.0, 0.0, 1.0}
+    from qrobench.threats.bit_errors import restore
+
+    restore(layers)
+    assert all(torch.equal(la.module.weight, before[la.name]) for la in layers)
+
+
+def test_record_of_a_float_model(tiny_trained, test_points):
+    model = create_model("preact_resnet", depth=8)
+    model.load_state_dict(tiny_trained.state_dict())
+    model.eval()
+    data = EvalData(test_points.x[:100], test_points.y[:100], test_points.source)
+    r = evaluate_bit_errors(model, data, rates=(1e-4, 1e-2), patterns=4, float_as=FLOAT32)
+    assert r.threat_model == "bit-errors" and r.repeats == 4 and list(r.attacks) == ["ber-0.01%", "ber-1%"]
+    assert all(0 <= s.robust_acc[a] <= s.clean_acc for s in r.per_seed for a in r.attacks)
+    # exponent flips in float32 words are catastrophic: 1 % of the bits wreck the network
+    assert r.robust_acc["ber-1%"] <= 0.25 and r.robust_acc["ber-0.01%"] >= r.robust_acc["ber-1%"]
+    # the model is restored: the same clean predictions as before
+    with torch.no_grad():
+        assert torch.equal(model(data.x).argmax(1), tiny_trained(data.x).argmax(1))
+    with pytest.raises(QrobenchError, match="fractions"):
+        evaluate_bit_errors(model, data, rates=(2.0,))
+
+
+def test_cli(tiny_zoo, data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QROBENCH_DATA", str(data_dir))
+    out = tmp_path / "be.json"
+    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--n", "50", "--patterns", "2",
+                 "--zoo-dir", str(tiny_zoo), "--output", str(out), "--quiet"]) == 0
+    d = json.loads(out.read_text())
+    assert d["threat_model"] == "bit-errors" and set(d["attacks"]) == {rate_name(p) for p in (1e-4, 1e-3, 5e-3, 1e-2)}
+    assert "int8" in d["attacks"]["ber-0.1%"]["stored"] and len(d["per_seed"]) == 2
+    capsys.readouterr()
+    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--attacks", "pgd20",
+                 "--zoo-dir", str(tiny_zoo), "--output", str(out)]) == 2
+    assert "runs no attacks" in capsys.readouterr().err
