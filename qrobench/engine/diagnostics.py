@@ -84,6 +84,15 @@ SQUARE_GAP_PP = 0.2
 # battery failing, and the check costs RANDOM_SAMPLES forward passes per probe point.
 RANDOM_SAMPLES = 64
 RANDOM_BEATS_MAX = 0
+# incomplete optimisation (Pintor et al. 2022): PGD with 5x the steps and 5 restarts, on the probe
+# points the battery left robust; more than this fraction of them broken (and at least 2) flags
+LONG_STEPS, LONG_RESTARTS = 100, 5
+INCOMPLETE_FRACTION = 0.05
+# a deployed model attacked through its twin (BPDA): the twin must agree with it on clean points and
+# the adversarial examples that fool the twin must mostly fool the deployed model
+TWIN_AGREEMENT = 0.95
+TWIN_TRANSFER = 0.5
+TWIN_TRANSFER_MIN_POINTS = 10
 
 
 FLAG_HELP = {
@@ -114,6 +123,11 @@ FLAG_HELP = {
                               "white-box attack left robust: the gradients are misleading",
     "random-beats-attacks": "random points in the ε-ball misclassify a point that every attack left robust: "
                             "the attacks are failing",
+    "incomplete-optimisation": "PGD with 5× the steps and 5 restarts breaks more than 5 % of the probe points "
+                               "the battery left robust: the battery's attacks had not converged",
+    "twin-mismatch": "a deployed model attacked through its twin (BPDA): the twin agrees with it on fewer than "
+                     "95 % of clean points, or fewer than half of the adversarial examples that fool the twin "
+                     "fool the deployed model: the gradients come from a different function",
 }
 
 
@@ -199,6 +213,8 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
                        ", ".join(f"{a}: {100 * f:.0f} % of points" for a, f in zg.items())
                        or "no attack met all-zero or non-finite input gradients"))
 
+    out.append(_twin_finding(r))
+
     if r.stochastic:
         eot = has_eot(r.attacks)
         out.append(Finding("stochastic", "flag", f"random at test time (record); EOT attack "
@@ -206,6 +222,22 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
     else:
         out.append(Finding("stochastic", "pass", "deterministic at test time (record; the probe tests the model)"))
     return out
+
+
+def _twin_finding(r: Result) -> Finding:
+    d = r.deployment or {}
+    if "agreement" not in d:
+        return Finding("twin-mismatch", "n/a", "not a deployed model attacked through a twin")
+    agree = d["agreement"].get("rate")
+    low = {a: t for a, t in (d.get("transfer") or {}).items()
+           if t.get("twin_fooled", 0) >= TWIN_TRANSFER_MIN_POINTS and (t.get("rate") or 0) < TWIN_TRANSFER}
+    bad = (agree is not None and agree < TWIN_AGREEMENT) or bool(low)
+    transfer = ", ".join(f"{a} {100 * t['rate']:.0f} % of {t['twin_fooled']}" for a, t in
+                         (d.get("transfer") or {}).items() if t.get("rate") is not None) or "none"
+    return Finding("twin-mismatch", "flag" if bad else "pass",
+                   f"twin agrees on {100 * (agree or 0):.1f} % of clean points (required {100 * TWIN_AGREEMENT:.0f} %); "
+                   f"twin→deployed transfer: {transfer} (required {100 * TWIN_TRANSFER:.0f} % where the twin was "
+                   f"fooled on ≥ {TWIN_TRANSFER_MIN_POINTS} points)")
 
 
 def _contains_square(settings: dict) -> bool:
@@ -417,6 +449,51 @@ def random_ball_finding(model: nn.Module, x: torch.Tensor, y: torch.Tensor, r: R
     return Finding(name, "flag" if count > RANDOM_BEATS_MAX else "pass", text)
 
 
+def _robust_probe_points(r: Result, k: int):
+    """Indices among the first ``k`` points that every attack of ``r`` left robust (first seed)."""
+    outcomes = r.per_seed[0].outcomes if r.per_seed else None
+    if not outcomes or "clean" not in outcomes or not r.attacks or not all(a in outcomes for a in r.attacks):
+        return None
+    robust = decode_mask(outcomes["clean"], r.n)
+    for a in r.attacks:
+        robust &= decode_mask(outcomes[a], r.n)
+    return torch.from_numpy(robust[:min(k, r.n)].nonzero()[0])
+
+
+def incomplete_finding(model: nn.Module, x: torch.Tensor, y: torch.Tensor, r: Result, device="cpu") -> Finding:
+    """incomplete-optimisation: a longer PGD with restarts (margin loss, step 2.5·ε/steps) on the
+    first points the battery left robust."""
+    name = "incomplete-optimisation"
+    if r.stochastic:
+        return Finding(name, "n/a", "a randomised model: the seed spread would swamp the comparison")
+    if r.first_index != 0 or r.norm not in ("Linf", "L2"):
+        return Finding(name, "n/a", "needs a result on the first test points in an ε-ball")
+    idx = _robust_probe_points(r, len(x))
+    if idx is None:
+        return Finding(name, "n/a", "needs the per-point outcomes of every attack")
+    if len(idx) == 0:
+        return Finding(name, "n/a", f"no robust point among the first {min(len(x), r.n)}")
+    model = model.to(device).eval()
+    xr, yr = x[idx].to(device), y[idx].to(device)
+    broken = torch.zeros(len(idx), dtype=torch.bool, device=device)
+    atk = PGD(model, steps=LONG_STEPS, step_size=2.5 * r.eps / LONG_STEPS, random_start=True, loss="margin",
+              eps=r.eps, norm=r.norm, device=device)
+    for k in range(LONG_RESTARTS):
+        alive = ~broken
+        if not alive.any():
+            break
+        x_adv = atk.perturb(xr[alive], yr[alive], generator=generator(device, r.seed, 2, k, ATTACK_GENERATOR))
+        with torch.inference_mode():
+            wrong = model(x_adv).argmax(1) != yr[alive]
+        broken[alive.nonzero().flatten()[wrong]] = True
+    count = int(broken.sum())
+    bad = count >= 2 and count > INCOMPLETE_FRACTION * len(idx)
+    return Finding(name, "flag" if bad else "pass",
+                   f"PGD-{LONG_STEPS} (margin loss) with {LONG_RESTARTS} restarts breaks {count} of the {len(idx)} "
+                   f"points among the first {min(len(x), r.n)} that every attack left robust (flag above "
+                   f"{100 * INCOMPLETE_FRACTION:g} % and at least 2)")
+
+
 def combine(record: list[Finding], probed: list[Finding] | None) -> list[Finding]:
     """One finding per check: the probe's direct measurement replaces the record's, except that a
     flag from either source stands."""
@@ -451,13 +528,15 @@ def diagnose_result(result: Result, model, data, curve: dict | None = None, devi
     x, y = data.x[:probe_points], data.y[:probe_points]
     probed = probe(model, x, y, dev, result.seed, result.stochastic)
     probed.append(random_ball_finding(model, x, y, result, dev))
+    probed.append(incomplete_finding(model, x, y, result, dev))
     findings = combine(record_findings(result, curve), probed)
     result.diagnostics = {
         "findings": [f.as_dict() for f in findings],
         "flags": flags(findings),
         "probe": {"points": len(x), "attack": f"PGD-{PROBE_STEPS}, step ε/10, random start",
                   "eps": LARGE_EPS, "device": str(dev), "unstable_radius": UNSTABLE_RADIUS,
-                  "unstable_draws": UNSTABLE_DRAWS, "random_samples": RANDOM_SAMPLES},
+                  "unstable_draws": UNSTABLE_DRAWS, "random_samples": RANDOM_SAMPLES,
+                  "incomplete": f"PGD-{LONG_STEPS} margin, {LONG_RESTARTS} restarts"},
         "command": command,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -201,3 +201,33 @@ def test_diagnose_result_runs_the_new_checks_and_stores_their_flags():
     assert {"zero-gradients", "unstable-predictions"} <= set(r.diagnostics["flags"])
     assert "stochastic" not in r.diagnostics["flags"] and "forward-calls-backward" not in r.diagnostics["flags"]
     assert r.diagnostics["probe"]["unstable_radius"] == 1 / 255
+
+
+def test_a_longer_attack_with_restarts_that_beats_the_battery_is_flagged():
+    from qrobench.engine.diagnostics import incomplete_finding
+
+    net = _net()
+    x, y = _points(net, 12)
+    clean = np.ones(len(x), bool)
+    # the record claims every point robust at ε = 32/255 (as if its attack had not moved): PGD-100 breaks them
+    claims = dataclasses.replace(_result({"clean": clean, "pgd20": clean.copy()}, seed=0), eps=32 / 255)
+    f = incomplete_finding(net, x, y, claims)
+    assert f.status == "flag" and "PGD-100 (margin loss) with 5 restarts" in f.reason
+    # at ε = 0 nothing can be broken
+    assert incomplete_finding(net, x, y, dataclasses.replace(claims, eps=0.0)).status == "pass"
+    assert incomplete_finding(net, x, y, dataclasses.replace(claims, stochastic=True)).status == "n/a"
+
+
+def test_a_twin_that_disagrees_with_the_deployed_model_is_flagged():
+    clean = np.ones(100, bool)
+    r = _result({"clean": clean, "pgd20": clean.copy()})
+    assert _status(record_findings(r), "twin-mismatch") == "n/a"  # not a deployed model
+    good = {"agreement": {"points": 100, "agree": 99, "rate": 0.99},
+            "transfer": {"pgd20": {"twin_fooled": 40, "both_fooled": 36, "rate": 0.9}}}
+    assert _status(record_findings(dataclasses.replace(r, deployment=good)), "twin-mismatch") == "pass"
+    low_agree = {**good, "agreement": {"points": 100, "agree": 90, "rate": 0.9}}
+    assert _status(record_findings(dataclasses.replace(r, deployment=low_agree)), "twin-mismatch") == "flag"
+    low_transfer = {**good, "transfer": {"pgd20": {"twin_fooled": 40, "both_fooled": 10, "rate": 0.25}}}
+    assert _status(record_findings(dataclasses.replace(r, deployment=low_transfer)), "twin-mismatch") == "flag"
+    few = {**good, "transfer": {"pgd20": {"twin_fooled": 4, "both_fooled": 0, "rate": 0.0}}}  # too few to judge
+    assert _status(record_findings(dataclasses.replace(r, deployment=few)), "twin-mismatch") == "pass"
