@@ -30,6 +30,7 @@ OUTLINE: tuple[Section, ...] = (
     Section("findings", "Findings"),
     Section("sweeps", "Quantization sweeps"),
     Section("fullset", "The full test set"),
+    Section("bit_errors", "Bit errors in the stored weights"),
     Section("layers", "Where the zeros sit (per layer)"),
     Section("plots", "Plots"),
 )

@@ -110,3 +110,20 @@ def test_cli(tiny_zoo, data_dir, tmp_path, monkeypatch, capsys):
     assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--attacks", "pgd20",
                  "--zoo-dir", str(tiny_zoo), "--output", str(out)]) == 2
     assert "runs no attacks" in capsys.readouterr().err
+
+
+def test_the_leaderboard_tables_bit_errors_apart(tiny_zoo, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("QROBENCH_DATA", str(data_dir))
+    res = tmp_path / "results"
+    assert main(["run", "--model", "res8-fp", "--attacks", "fgsm", "--n", "50", "--zoo-dir", str(tiny_zoo),
+                 "--output", str(res / "zoo" / "res8-fp.json"), "--quiet"]) == 0
+    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--n", "50", "--patterns", "2",
+                 "--zoo-dir", str(tiny_zoo), "--output", str(res / "threats" / "bit-errors" / "res8-fp.json"),
+                 "--quiet"]) == 0
+    assert main(["leaderboard", "--results-dir", str(res), "--zoo-dir", str(tiny_zoo), "--no-plots"]) == 0
+    md = (res / "leaderboard.md").read_text()
+    assert "## Bit errors in the stored weights" in md and "int8 PTQ" in md
+    lb = json.loads((res / "leaderboard.json").read_text())
+    assert [r["model"] for r in lb["rows"]] == ["res8-fp"]  # one row: the bit errors are not a rival result
+    html = (res / "leaderboard.html").read_text()
+    assert "Bit errors in the stored weights" in html

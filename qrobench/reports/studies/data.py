@@ -17,6 +17,7 @@ from ...engine.results import Result, read_result
 from ..stats import wilson
 
 SWEEPS_DIR, WEIGHTS_DIR, FULLSET_DIR = "sweeps", "weights", "fullset"
+BIT_ERRORS_DIR = "threats/bit-errors"
 BLOCK = 1000  # the zoo's n: the full test set is compared block by block of this size
 NATURAL_SUFFIX = "-natural"
 CHANCE = 0.1  # CIFAR-10: ten classes
@@ -43,6 +44,27 @@ def read_sweeps(root: Path) -> dict[str, list[Result]]:
     for points in out.values():
         points.sort(key=lambda r: (r.sweep["method"] != "float", r.sweep["method"], r.sweep["bits_budget"]))
     return out
+
+
+def bit_error_table(root: Path) -> pd.DataFrame:
+    """One row per bit-error record (``results/threats/bit-errors``): mean ± std over the error
+    patterns at each rate and the worst pattern, beside the model's bits and clean accuracy."""
+    folder = root / BIT_ERRORS_DIR
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        r = read_result(path)
+        if r.threat_model != "bit-errors":
+            continue
+        first = next(iter(r.attacks.values()), {})
+        row = {"model": r.model, "precision": r.precision, "bits": r.bits, "stored": first.get("stored", ""),
+               "clean_pct": 100 * r.clean_acc, "patterns": r.repeats, "n": r.n, "file": path.name}
+        for a, settings in r.attacks.items():
+            tag = f"{100 * settings['rate']:g}"
+            row[f"ber{tag}_pct"] = 100 * r.robust_acc[a]
+            row[f"ber{tag}_std_pct"] = 100 * r.std.robust_acc.get(a, 0.0)
+            row[f"ber{tag}_worst_pct"] = 100 * min(s.robust_acc[a] for s in r.per_seed)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def float_point(points: list[Result]) -> Result | None:

@@ -23,6 +23,7 @@ from .data import (
     NATURAL_SUFFIX,
     WEIGHTS_DIR,
     at_chance,
+    bit_error_table,
     by_bits,
     float_point,
     fullset_table,
@@ -58,6 +59,7 @@ class Studies:
     table: pd.DataFrame  # one row per sweep point
     findings: list[Finding]
     fullset: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per full-test-set run
+    bit_errors: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per bit-error record
 
 
 def _sensitivity_finding(sweeps) -> Finding:
@@ -420,4 +422,4 @@ def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
     findings = [_sparse_finding(weights, cards), *_tradeoff_findings(zoo, weights, cards),
                 _sensitivity_finding(sweeps), _lgmp_finding(sweeps), _lgmp_finetuned_finding(zoo, cards),
                 _deployed_finding(zoo, cards)]
-    return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo))
+    return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo), bit_error_table(root))

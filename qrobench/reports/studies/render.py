@@ -51,6 +51,44 @@ def sweeps_markdown(st: Studies, title: str) -> list[str]:
     return out + [tabulate(rows, headers=[h for _, h in cols], tablefmt="github", disable_numparse=True), ""]
 
 
+BIT_ERROR_NOTE = ("Random bit errors in the stored weights (`qrobench run --threat-model bit-errors`, docs/protocol.md "
+                  "§6.10): every stored bit flips with probability p, over seeded error patterns; accuracy counts the "
+                  "points classified correctly with and without the errors, mean ± std over the patterns and the worst "
+                  "pattern. Float models are quantized post-training to int8 for this threat ('stored' says so), "
+                  "their raw float32 words in the rows marked float32.")
+
+
+def _bit_error_rates(t: pd.DataFrame) -> list[str]:
+    return sorted({c[3:-4] for c in t.columns if c.startswith("ber") and c.endswith("_pct")
+                   and not c.endswith(("_std_pct", "_worst_pct"))}, key=float)
+
+
+def bit_errors_markdown(st: Studies, title: str) -> list[str]:
+    t = st.bit_errors
+    if not len(t):
+        return []
+    rates = _bit_error_rates(t)
+    headers = ["model", "precision", "bits", "stored", "clean %"] + [f"p = {r} %" for r in rates] + \
+        ["worst pattern at 0.1 %", "patterns", "n"]
+    rows = []
+    for _, r in t.sort_values(["bits", "model"]).iterrows():
+        cells = [f"{_fmt(r[f'ber{x}_pct'])} ± {_fmt(r[f'ber{x}_std_pct'])}" for x in rates]
+        stored = "float32" if "float32" in str(r["stored"]) else "int8 PTQ" if "post-training" in str(r["stored"]) \
+            else "codes"
+        rows.append([r["model"], r["precision"], _fmt(r["bits"], 2), stored, _fmt(r["clean_pct"]), *cells,
+                     _fmt(r.get("ber0.1_worst_pct")), str(int(r["patterns"])), str(int(r["n"]))])
+    return [f"## {title}", "", BIT_ERROR_NOTE, "",
+            tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+
+
+def bit_errors_html(st: Studies, title: str) -> list[str]:
+    if not len(st.bit_errors):
+        return []
+    return [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(BIT_ERROR_NOTE)}</p>',
+            '<div class="wrap">', st.bit_errors.drop(columns=["file"]).to_html(
+                index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
+
+
 def fullset_markdown(st: Studies, title: str) -> list[str]:
     if not len(st.fullset):
         return []
@@ -121,8 +159,9 @@ def layers_html(st: Studies, title: str) -> list[str]:
 
 # outline section key -> renderer; the leaderboard's back-ends look their studies sections up here
 MARKDOWN = {"findings": findings_markdown, "sweeps": sweeps_markdown, "fullset": fullset_markdown,
-            "layers": layers_markdown}
-HTML = {"findings": findings_html, "sweeps": sweeps_html, "fullset": fullset_html, "layers": layers_html}
+            "layers": layers_markdown, "bit_errors": bit_errors_markdown}
+HTML = {"findings": findings_html, "sweeps": sweeps_html, "fullset": fullset_html, "layers": layers_html,
+        "bit_errors": bit_errors_html}
 
 
 def per_layer_rows(st: Studies) -> list[tuple[list[str], list[list[str]]]]:
