@@ -306,7 +306,8 @@ def cmd_list(args) -> int:
     stats = {}
     for c in cards:
         try:
-            stats[c.name] = quant_stats(zoo.build(c))
+            # an ONNX entry is its file (no architecture to build); the others' sizes follow from the structure
+            stats[c.name] = quant_stats(zoo.load(c.name)[0] if c.format == "onnx" else zoo.build(c))
         except QrobenchError:
             pass
     print(format_zoo_table(cards, stats))
