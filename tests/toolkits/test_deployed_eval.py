@@ -290,3 +290,12 @@ def test_layer_table_reads_the_codes(int8_model):
     w = int8_model.c1.weight()
     zp = w.q_per_channel_zero_points().reshape(-1, 1, 1, 1)
     assert rows[0]["zeros"] == int((w.int_repr().long() == zp).sum()) and rows[0]["scales"].startswith("per-channel")
+
+
+def test_autoattack_and_cw_run_through_the_twin(int8_model, onnx_file, test_points):
+    from qrobench.toolkits.onnx_models import load_onnx
+
+    for model in (int8_model, load_onnx(onnx_file)):
+        r = qrobench.evaluate(model, attacks=["cw", "aa"], n=6, data=_data(test_points, 6), progress=False)
+        assert set(r.deployment["transfer"]) <= {"cw", "aa"} and r.deployment["agreement"]["points"] == 6
+        assert r.worst_case_acc <= r.robust_acc["aa"] <= r.clean_acc
