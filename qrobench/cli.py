@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "is exact and cheaper, per-attack accuracies become cumulative; the result says so")
     r.add_argument("--patterns", type=int, default=None,
                    help="--threat-model bit-errors: seeded error patterns per bit error rate (default 25)")
+    r.add_argument("--cap", type=int, default=None,
+                   help="--threat-model bit-flip: most flips before the model is reported as '> cap' (default 200)")
     r.add_argument("--float-as", choices=("int8-ptq", "float32"), default="int8-ptq",
                    help="--threat-model bit-errors, float models: errors in int8 post-training codes (default) "
                         "or in the raw float32 words")
@@ -144,10 +146,10 @@ def cmd_run(args) -> int:
     from .zoo.twin import resolve_twin
 
     command = os.environ.get(distributed.COMMAND_ENV) or opts.command_line(args.argv)
-    if args.threat_model == "bit-errors":
-        return _run_bit_errors(args, command)
-    if args.patterns is not None:
-        raise QrobenchError("--patterns belongs to --threat-model bit-errors")
+    if args.threat_model in ("bit-errors", "bit-flip"):
+        return _run_weight_threat(args, command)
+    if args.patterns is not None or args.cap is not None:
+        raise QrobenchError("--patterns and --cap belong to --threat-model bit-errors and bit-flip")
     ranks = distributed.launched_by_torchrun()
     if args.workers is not None and not ranks:
         if args.shard is not None:
@@ -224,26 +226,36 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _run_bit_errors(args, command: str) -> int:
-    """Random bit errors in the stored codes (qrobench/threats/bit_errors.py): no attack battery."""
+def _run_weight_threat(args, command: str) -> int:
+    """Threats to the stored codes (qrobench/threats): random bit errors, the bit-flip attack."""
+    from .data.cifar10 import load_cifar10_train
     from .data.registry import load_test_set
     from .engine.results import default_output_path, write_result
     from .reports.console import format_result_table
-    from .threats.bit_errors import PATTERNS, evaluate_bit_errors
+    from .threats import bit_errors, bit_flip
     from .zoo.store import Zoo
 
+    tm = args.threat_model
     given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--resume", "--twin")
              if any(a == f or a.startswith(f + "=") for a in args.argv)]
     if given:
-        raise QrobenchError(f"--threat-model bit-errors perturbs the stored weights and runs no attacks; drop "
-                            f"{', '.join(given)} (the rates are 0.01, 0.1, 0.5 and 1 % of the stored bits)")
+        raise QrobenchError(f"--threat-model {tm} perturbs the stored weights and runs no input attacks; drop "
+                            f"{', '.join(given)}")
+    if (tm == "bit-errors" and args.cap is not None) or (tm == "bit-flip" and args.patterns is not None):
+        raise QrobenchError("--patterns belongs to bit-errors, --cap to bit-flip")
     if args.model is None:
-        raise QrobenchError("--threat-model bit-errors needs --model (a zoo model's stored codes)")
-    out = Path(args.output) if args.output else default_output_path(f"{args.model}__bit-errors", args.results_dir)
+        raise QrobenchError(f"--threat-model {tm} needs --model (a zoo model's stored codes)")
+    out = Path(args.output) if args.output else default_output_path(f"{args.model}__{tm}", args.results_dir)
     model, card = Zoo(args.zoo_dir).load(args.model)
     data = load_test_set(args.dataset, args.n, args.data_dir)
-    result = evaluate_bit_errors(model, data, patterns=args.patterns or PATTERNS, seed=args.seed,
-                                 float_as=args.float_as, batch_size=args.batch_size, card=card, command=command)
+    if tm == "bit-errors":
+        result = bit_errors.evaluate_bit_errors(model, data, patterns=args.patterns or bit_errors.PATTERNS,
+                                                seed=args.seed, float_as=args.float_as, batch_size=args.batch_size,
+                                                card=card, command=command)
+    else:
+        x, y = bit_flip.attack_batch(load_cifar10_train(args.data_dir), seed=args.seed)
+        result = bit_flip.bit_flip_attack(model, x, y, data, cap=args.cap or bit_flip.CAP, float_as=args.float_as,
+                                          batch_size=args.batch_size, card=card, command=command, seed=args.seed)
     path = write_result(result, out)
     print(format_result_table(result))
     print(f"result written to {path}")

@@ -192,7 +192,7 @@ THREAT_MODELS = {t.token: t for t in (
     ThreatModel("l2", "input", "L2", "L2 radius on [0, 1] images", 0.5, implemented=True),
     ThreatModel("corruptions", "input", None, "corruption severity 1-5", None),
     ThreatModel("bit-errors", "weights", None, "bit error rate of the stored codes", None, implemented=True),
-    ThreatModel("bit-flip", "weights", None, "number of flipped code bits", None),
+    ThreatModel("bit-flip", "weights", None, "number of flipped code bits", None, implemented=True),
 )}
 DEFAULT_THREAT_MODEL = "linf"
 # the ``norm`` field of files written before results named their threat model

@@ -166,6 +166,8 @@ class Result(_ReadsLikeAMapping):
     # differentiable twin, clean twin agreement, twin→deployed transfer per attack, and the
     # materialised-forward equivalence check (engine/deployment.py)
     deployment: dict | None = None
+    # a weight attack's outcome that is not an accuracy (threats/bit_flip.py: flips needed, trajectory)
+    weight_threat: dict | None = None
     schema: str = RESULT_SCHEMA
 
     # -- aggregation -----------------------------------------------------------------------
@@ -274,7 +276,7 @@ class Result(_ReadsLikeAMapping):
 
 
 _OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "sweep",
-             "deployment")
+             "deployment", "weight_threat")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -31,6 +31,7 @@ OUTLINE: tuple[Section, ...] = (
     Section("sweeps", "Quantization sweeps"),
     Section("fullset", "The full test set"),
     Section("bit_errors", "Bit errors in the stored weights"),
+    Section("bit_flip", "The Bit-Flip Attack"),
     Section("layers", "Where the zeros sit (per layer)"),
     Section("plots", "Plots"),
 )

@@ -17,7 +17,7 @@ from ...engine.results import Result, read_result
 from ..stats import wilson
 
 SWEEPS_DIR, WEIGHTS_DIR, FULLSET_DIR = "sweeps", "weights", "fullset"
-BIT_ERRORS_DIR = "threats/bit-errors"
+BIT_ERRORS_DIR, BIT_FLIP_DIR = "threats/bit-errors", "threats/bit-flip"
 BLOCK = 1000  # the zoo's n: the full test set is compared block by block of this size
 NATURAL_SUFFIX = "-natural"
 CHANCE = 0.1  # CIFAR-10: ten classes
@@ -64,6 +64,23 @@ def bit_error_table(root: Path) -> pd.DataFrame:
             row[f"ber{tag}_std_pct"] = 100 * r.std.robust_acc.get(a, 0.0)
             row[f"ber{tag}_worst_pct"] = 100 * min(s.robust_acc[a] for s in r.per_seed)
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def bit_flip_table(root: Path) -> pd.DataFrame:
+    """One row per bit-flip attack record (``results/threats/bit-flip``): flips needed (None: the
+    cap was reached first), the cap, the accuracy reached and the bits of the stored codes."""
+    folder = root / BIT_FLIP_DIR
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        r = read_result(path)
+        if r.threat_model != "bit-flip" or not r.weight_threat:
+            continue
+        w, s = r.weight_threat, r.attacks.get("bfa", {})
+        rows.append({"model": r.model, "precision": r.precision, "bits": r.bits, "stored": s.get("stored", ""),
+                     "clean_pct": 100 * r.clean_acc, "flips": w.get("flips"), "cap": s.get("cap"),
+                     "final_pct": 100 * w.get("final_test_acc", float("nan")), "target_pct": 100 * s.get("target_acc", 0),
+                     "n": r.n, "file": path.name})
     return pd.DataFrame(rows)
 
 

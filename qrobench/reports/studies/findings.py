@@ -24,6 +24,7 @@ from .data import (
     WEIGHTS_DIR,
     at_chance,
     bit_error_table,
+    bit_flip_table,
     by_bits,
     float_point,
     fullset_table,
@@ -60,6 +61,7 @@ class Studies:
     findings: list[Finding]
     fullset: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per full-test-set run
     bit_errors: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per bit-error record
+    bit_flip: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per bit-flip attack record
 
 
 def _sensitivity_finding(sweeps) -> Finding:
@@ -414,6 +416,39 @@ def _deployed_finding(zoo: dict[str, Result], cards: dict) -> Finding:
     return f
 
 
+def _bit_flip_finding(t: pd.DataFrame) -> Finding:
+    f = Finding("Fewer bits make a network harder to break by flipping weight bits: a lower bit width needs more "
+                "flips of the Bit-Flip Attack", "He et al. CVPR 2020; Rakin, He & Fan ICCV 2019", "not tested",
+                rule="over every pair of bit-flip records with different bits (a record that reached the cap counts "
+                     "as cap + 1 flips), a pair agrees when the lower-bit model needed more flips and disagrees when "
+                     "it needed fewer; holds when no pair disagrees and at least one agrees, does not hold when more "
+                     "disagree than agree, else mixed")
+    if not len(t):
+        f.evidence.append("needs bit-flip records (qrobench run --model M --threat-model bit-flip) of models of "
+                          "different bit widths")
+        return f
+    need = {}
+    for _, r in t.sort_values("bits", ascending=False).iterrows():
+        flips = r["flips"] if r["flips"] is not None and not pd.isna(r["flips"]) else None
+        need[r["model"]] = (float(r["bits"]), (int(r["cap"]) + 1) if flips is None else int(flips))
+        shown = f"> {int(r['cap'])}" if flips is None else str(int(flips))
+        f.evidence.append(f"{r['model']} ({r['bits']:.2f} bits, {r['stored']}): {shown} flips to bring "
+                          f"{int(r['n'])} test points from {r['clean_pct']:.1f} % to ≤ {r['target_pct']:.0f} %")
+    agree = disagree = 0
+    items = list(need.values())
+    for i, (bi, fi) in enumerate(items):
+        for bj, fj in items[i + 1:]:
+            if bi == bj or fi == fj:
+                continue
+            lower_needs_more = (fj > fi) if bj < bi else (fi > fj)
+            agree += lower_needs_more
+            disagree += not lower_needs_more
+    if agree or disagree:
+        f.verdict = "holds" if not disagree else "does not hold" if disagree > agree else "mixed"
+        f.evidence.append(f"{agree} pair(s) agree, {disagree} disagree")
+    return f
+
+
 def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
     """``zoo``: the leaderboard's selected result per model at its ε, so the findings judge the
     very rows the table ranks."""
@@ -422,4 +457,7 @@ def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
     findings = [_sparse_finding(weights, cards), *_tradeoff_findings(zoo, weights, cards),
                 _sensitivity_finding(sweeps), _lgmp_finding(sweeps), _lgmp_finetuned_finding(zoo, cards),
                 _deployed_finding(zoo, cards)]
-    return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo), bit_error_table(root))
+    flips = bit_flip_table(root)
+    findings.append(_bit_flip_finding(flips))
+    return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo), bit_error_table(root),
+                   flips)

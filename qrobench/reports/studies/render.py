@@ -89,6 +89,33 @@ def bit_errors_html(st: Studies, title: str) -> list[str]:
                 index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
 
 
+BIT_FLIP_NOTE = ("The Bit-Flip Attack (`qrobench run --threat-model bit-flip`, docs/protocol.md §6.11): progressive "
+                 "bit search on a fixed batch of training images; flips of single bits of the stored words needed "
+                 "to bring the test accuracy to the target, '> cap' where the cap came first.")
+
+
+def bit_flip_markdown(st: Studies, title: str) -> list[str]:
+    t = st.bit_flip
+    if not len(t):
+        return []
+    rows = []
+    for _, r in t.sort_values(["bits", "model"], ascending=[False, True]).iterrows():
+        flips = f"> {int(r['cap'])}" if r["flips"] is None or pd.isna(r["flips"]) else str(int(r["flips"]))
+        rows.append([r["model"], r["precision"], _fmt(r["bits"], 2), _fmt(r["clean_pct"]), flips,
+                     _fmt(r["final_pct"]), str(int(r["n"]))])
+    return [f"## {title}", "", BIT_FLIP_NOTE, "",
+            tabulate(rows, headers=["model", "precision", "bits", "clean %", "flips", "accuracy reached %", "n"],
+                     tablefmt="github", disable_numparse=True), ""]
+
+
+def bit_flip_html(st: Studies, title: str) -> list[str]:
+    if not len(st.bit_flip):
+        return []
+    return [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(BIT_FLIP_NOTE)}</p>',
+            '<div class="wrap">', st.bit_flip.drop(columns=["file"]).to_html(
+                index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
+
+
 def fullset_markdown(st: Studies, title: str) -> list[str]:
     if not len(st.fullset):
         return []
@@ -159,9 +186,9 @@ def layers_html(st: Studies, title: str) -> list[str]:
 
 # outline section key -> renderer; the leaderboard's back-ends look their studies sections up here
 MARKDOWN = {"findings": findings_markdown, "sweeps": sweeps_markdown, "fullset": fullset_markdown,
-            "layers": layers_markdown, "bit_errors": bit_errors_markdown}
+            "layers": layers_markdown, "bit_errors": bit_errors_markdown, "bit_flip": bit_flip_markdown}
 HTML = {"findings": findings_html, "sweeps": sweeps_html, "fullset": fullset_html, "layers": layers_html,
-        "bit_errors": bit_errors_html}
+        "bit_errors": bit_errors_html, "bit_flip": bit_flip_html}
 
 
 def per_layer_rows(st: Studies) -> list[tuple[list[str], list[list[str]]]]:
