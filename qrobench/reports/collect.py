@@ -30,8 +30,9 @@ REPORTED_SCHEMA = "qrobench-reported-v1"
 # check/, reference/, sweeps/ and weights/ are read by their own readers; pieces/ holds the runs
 # that a zoo result was merged from (its merged_from names them), which must not be listed beside it;
 # fullset/ holds full-test-set runs of a partial battery, which must not displace a complete row;
-# threats/ holds the weight threats (bit errors), tabled by the studies, never ranked against attacks.
-SKIP_DIRS = ("check", "reference", "pieces", "sweeps", "weights", "fullset", "threats")
+# threats/ holds the weight threats (bit errors), tabled by the studies, never ranked against attacks;
+# retired/ holds the results of models retired from the zoo (model_zoo/HISTORY.md).
+SKIP_DIRS = ("check", "reference", "pieces", "sweeps", "weights", "fullset", "threats", "retired")
 REQUIRED_REPORTED_FIELDS = ("model", "architecture", "ensemble", "precision", "clean_acc", "robust_acc")
 EPS_TOL = 1e-6
 
