@@ -554,7 +554,7 @@ def deploy(model: nn.Module, twin: nn.Module | None = None, *, twin_info: dict |
         twin = derive_twin(model, example_input)
         info = {"source": TWIN_SOURCE}
     else:
-        info = {"source": f"given: {type(twin).__name__}"}
+        info = {"source": f"given: {type(twin).__name__}", **(getattr(twin, "twin_info", None) or {})}
     info.update(twin_info or {})
     execution = {"runtime": "torch-pt2e (q/dq reference graph)" if pt2e else "torch-int8",
                  "engine": torch.backends.quantized.engine, "torch": torch.__version__,
