@@ -408,6 +408,19 @@ def _deployed_finding(zoo: dict[str, Result], cards: dict) -> Finding:
         worse = p < ALPHA and diff < 0
         lost += worse
         kept += not worse
+    for name in sorted(cards):  # context: a toolkit's QAT model beside qrobench's own at the same budget
+        card = cards[name]
+        twin = f"{name.split('-')[0]}-{card.precision}"
+        if card.format != "brevitas" or twin not in zoo or name not in zoo or twin not in cards:
+            continue
+        shared = _shared_scores(zoo[name], zoo[twin])
+        if shared is None:
+            continue
+        common, sa, sb = shared
+        f.evidence.append(f"context, not counted: {name} (Brevitas QAT) worst case over {','.join(common)} "
+                          f"{100 * sa.mean():.1f} % vs {twin} (qrobench BinaryRelax, same budget) {100 * sb.mean():.1f} % "
+                          f"({100 * (sa.mean() - sb.mean()):+.1f} pp, p = {paired_test(sa, sb):.2g}); clean "
+                          f"{100 * zoo[name].clean_acc:.1f} % vs {100 * zoo[twin].clean_acc:.1f} %")
     if kept or lost:
         f.verdict = "holds" if not lost else "does not hold" if not kept else "mixed"
     elif not f.evidence:
