@@ -194,5 +194,7 @@ def _train_brevitas(src, src_card, data, zoo_dir, base, command, args):
     return _export(model, zoo_dir, base, FACTORY + "preact_resnet_brevitas", "brevitas", src_card,
                    f"Brevitas QuantConv2d, {args.bits}-bit per-output-channel weights (max-abs statistics "
                    "scale, straight-through QAT) on the stem and 3x3 convs; shortcuts/FC/BN in fp32",
-                   f"Brevitas QAT fine-tune with N-FGSM ({recipe.description}) [run: {recipe.epochs} epochs]; "
-                   f"initialised from {args.source}", training)
+                   f"Brevitas QAT fine-tune with N-FGSM: {args.recipe}'s optimiser and schedule (SGD Nesterov, "
+                   f"one-cycle LR peak {recipe.lr:g}, batch {recipe.batch_size}, wd {recipe.weight_decay:g}), "
+                   f"straight-through quantized weights throughout (no BinaryRelax phases) [run: {recipe.epochs} "
+                   f"epochs]; initialised from {args.source}", training)
