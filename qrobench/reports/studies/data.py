@@ -56,7 +56,8 @@ def bit_error_table(root: Path) -> pd.DataFrame:
         if r.threat_model != "bit-errors":
             continue
         first = next(iter(r.attacks.values()), {})
-        row = {"model": r.model, "precision": r.precision, "bits": r.bits, "stored": first.get("stored", ""),
+        row = {"model": r.model, "precision": r.precision, "bits": stored_bits(r.bits, first.get("stored", "")),
+               "stored": first.get("stored", ""),
                "clean_pct": 100 * r.clean_acc, "patterns": r.repeats, "n": r.n, "file": path.name}
         for a, settings in r.attacks.items():
             tag = f"{100 * settings['rate']:g}"
@@ -65,6 +66,16 @@ def bit_error_table(root: Path) -> pd.DataFrame:
             row[f"ber{tag}_worst_pct"] = 100 * min(s.robust_acc[a] for s in r.per_seed)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def stored_bits(model_bits: float, stored: str) -> float:
+    """The width of the words a weight threat hit: a float model meets it in int8 post-training
+    codes (or raw float32 words), a quantized one in its own codes."""
+    if "int8" in stored:
+        return 8.0
+    if "float32" in stored:
+        return 32.0
+    return float(model_bits)
 
 
 def bit_flip_table(root: Path) -> pd.DataFrame:
@@ -77,7 +88,8 @@ def bit_flip_table(root: Path) -> pd.DataFrame:
         if r.threat_model != "bit-flip" or not r.weight_threat:
             continue
         w, s = r.weight_threat, r.attacks.get("bfa", {})
-        rows.append({"model": r.model, "precision": r.precision, "bits": r.bits, "stored": s.get("stored", ""),
+        rows.append({"model": r.model, "precision": r.precision, "bits": stored_bits(r.bits, s.get("stored", "")),
+                     "stored": s.get("stored", ""),
                      "clean_pct": 100 * r.clean_acc, "flips": w.get("flips"), "cap": s.get("cap"),
                      "final_pct": 100 * w.get("final_test_acc", float("nan")), "target_pct": 100 * s.get("target_acc", 0),
                      "n": r.n, "file": path.name})
