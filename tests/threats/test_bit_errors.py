@@ -109,7 +109,7 @@ def test_cli(tiny_zoo, data_dir, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--attacks", "pgd20",
                  "--zoo-dir", str(tiny_zoo), "--output", str(out)]) == 2
-    assert "runs no attacks" in capsys.readouterr().err
+    assert "runs no input attacks" in capsys.readouterr().err
 
 
 def test_the_leaderboard_tables_bit_errors_apart(tiny_zoo, data_dir, tmp_path, monkeypatch):
