@@ -11,13 +11,11 @@ with the errors (robust ≤ clean, as everywhere in qrobench).
 
 from __future__ import annotations
 
-import platform
 import time
 
 import torch
 import torch.nn as nn
 
-from .._version import __version__
 from ..data.cifar10 import EvalData
 from ..engine.results import Result, SeedResult
 from ..engine.seeding import predict
@@ -25,6 +23,7 @@ from ..errors import QrobenchError
 from ..models.noise import is_stochastic
 from ..quant.measure import measure_weights
 from .codes_io import INT8_PTQ, StoredLayer, decode, encode, stored_layers
+from .record import weight_threat_result
 
 RATES = (1e-4, 1e-3, 5e-3, 1e-2)  # 0.01, 0.1, 0.5 and 1 % of the stored bits
 PATTERNS = 25
@@ -97,21 +96,6 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
                                "mean_flipped_bits": sum(flips[rate_name(p)]) / patterns,
                                "pattern_seeds": f"generator seeded by (seed, {_STREAM:#x}, rate index, pattern)"}
                 for p in rates}
-    name = getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
-    arch_cfg = getattr(model, "arch_config", None)
-    result = Result(
-        model=name, card_sha256=getattr(card, "sha256", None),
-        architecture=getattr(card, "architecture", type(model).__name__),
-        ensemble=getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
-        precision=getattr(card, "precision", stats.precision), recipe=getattr(card, "recipe", None),
-        n=len(data), eps=0.0, norm="none", threat_model=THREAT_MODEL, dataset="cifar10", attacks=settings,
-        stochastic=is_stochastic(model), sparsity=stats.sparsity, channel_sparsity=stats.channel_sparsity,
-        size_bytes=stats.size_bytes, fp32_bytes=stats.fp32_bytes, compression=stats.compression, bits=stats.bits,
-        n_params=stats.n_params, batch_size=batch_size, device="cpu", device_name=platform.processor() or "cpu",
-        threads=torch.get_num_threads(), versions={"qrobench": __version__, "torch": torch.__version__,
-                                                   "python": platform.python_version()},
-        data_source=data.source, total_time_s=time.perf_counter() - t0, flags=[], per_seed=runs,
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command,
-        weights={"eligible": stats.eligible, "layer_bits": stats.layer_bits, "reader": stats.reader,
-                 "stored": stored})
-    return result.summarize()
+    return weight_threat_result(model, card, stats, stored, data, threat_model=THREAT_MODEL, attacks=settings,
+                                per_seed=runs, batch_size=batch_size, started=t0, command=command,
+                                stochastic=is_stochastic(model), flags=[])

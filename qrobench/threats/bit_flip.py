@@ -11,14 +11,12 @@ to bring the accuracy on the test points to the target (11 %, about chance), cap
 
 from __future__ import annotations
 
-import platform
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._version import __version__
 from ..data.cifar10 import EvalData
 from ..engine.results import Result, SeedResult
 from ..engine.seeding import predict
@@ -26,6 +24,7 @@ from ..errors import QrobenchError
 from ..models.noise import is_stochastic
 from ..quant.measure import measure_weights
 from .codes_io import INT8_PTQ, StoredLayer, decode, encode, stored_layers
+from .record import weight_threat_result
 
 CAP = 200  # flips; a model still above the target after them is reported as "> CAP"
 TARGET_ACC = 0.11
@@ -115,26 +114,11 @@ def bit_flip_attack(model: nn.Module, attack_x: torch.Tensor, attack_y: torch.Te
     settings = {"bfa": {"cap": cap, "target_acc": target, "attack_batch": len(attack_y),
                         "attack_data": "training split, first images after a seeded shuffle", "stored": stored,
                         "search": "progressive bit search: in-layer top-1 by ∂L/∂w·Δw, cross-layer by exact loss"}}
-    name = getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
-    arch_cfg = getattr(model, "arch_config", None)
-    result = Result(
-        model=name, card_sha256=getattr(card, "sha256", None),
-        architecture=getattr(card, "architecture", type(model).__name__),
-        ensemble=getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
-        precision=getattr(card, "precision", stats.precision), recipe=getattr(card, "recipe", None),
-        n=len(test), eps=0.0, norm="none", threat_model=THREAT_MODEL, dataset="cifar10", attacks=settings,
-        sparsity=stats.sparsity, channel_sparsity=stats.channel_sparsity, size_bytes=stats.size_bytes,
-        fp32_bytes=stats.fp32_bytes, compression=stats.compression, bits=stats.bits, n_params=stats.n_params,
-        batch_size=batch_size, device="cpu", device_name=platform.processor() or "cpu",
-        threads=torch.get_num_threads(), versions={"qrobench": __version__, "torch": torch.__version__,
-                                                   "python": platform.python_version()},
-        data_source=test.source, total_time_s=time.perf_counter() - t0, flags=[] if reached else ["bfa-capped"],
-        per_seed=[SeedResult.from_masks(seed, clean, {"bfa": final})],
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command,
-        weights={"eligible": stats.eligible, "layer_bits": stats.layer_bits, "reader": stats.reader, "stored": stored},
-        weight_threat={"flips": flips if reached else None, "capped": not reached, "flips_made": flips,
-                       "final_test_acc": acc, "trajectory": trajectory})
-    return result.summarize()
+    return weight_threat_result(model, card, stats, stored, test, threat_model=THREAT_MODEL, attacks=settings,
+                                per_seed=[SeedResult.from_masks(seed, clean, {"bfa": final})], batch_size=batch_size,
+                                started=t0, command=command, flags=[] if reached else ["bfa-capped"],
+                                weight_threat={"flips": flips if reached else None, "capped": not reached,
+                                               "flips_made": flips, "final_test_acc": acc, "trajectory": trajectory})
 
 
 def attack_batch(train: EvalData, n: int = ATTACK_BATCH, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

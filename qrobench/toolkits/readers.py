@@ -38,11 +38,6 @@ def register_reader(name: str, format: str, detect: Callable[[nn.Module], bool],
     return wrap
 
 
-def module_from(m: nn.Module, *packages: str) -> bool:
-    return type(m).__module__.split(".")[0] in packages or any(
-        type(m).__module__.startswith(p + ".") for p in packages if "." in p)
-
-
 def unwrap(model: nn.Module) -> nn.Module:
     """The module whose weights are deployed: through qrobench's BPDA and materialising wrappers."""
     while True:

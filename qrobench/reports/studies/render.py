@@ -81,12 +81,17 @@ def bit_errors_markdown(st: Studies, title: str) -> list[str]:
             tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
 
 
-def bit_errors_html(st: Studies, title: str) -> list[str]:
-    if not len(st.bit_errors):
+def _frame_html(title: str, note: str, frame: pd.DataFrame) -> list[str]:
+    """A studies table as HTML: its heading, its note and every column but the file name."""
+    if not len(frame):
         return []
-    return [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(BIT_ERROR_NOTE)}</p>',
-            '<div class="wrap">', st.bit_errors.drop(columns=["file"]).to_html(
+    return [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(note)}</p>',
+            '<div class="wrap">', frame.drop(columns=["file"]).to_html(
                 index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
+
+
+def bit_errors_html(st: Studies, title: str) -> list[str]:
+    return _frame_html(title, BIT_ERROR_NOTE, st.bit_errors)
 
 
 BIT_FLIP_NOTE = ("The Bit-Flip Attack (`qrobench run --threat-model bit-flip`, docs/protocol.md §6.11): progressive "
@@ -109,11 +114,7 @@ def bit_flip_markdown(st: Studies, title: str) -> list[str]:
 
 
 def bit_flip_html(st: Studies, title: str) -> list[str]:
-    if not len(st.bit_flip):
-        return []
-    return [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(BIT_FLIP_NOTE)}</p>',
-            '<div class="wrap">', st.bit_flip.drop(columns=["file"]).to_html(
-                index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", border=0), "</div>"]
+    return _frame_html(title, BIT_FLIP_NOTE, st.bit_flip)
 
 
 def fullset_markdown(st: Studies, title: str) -> list[str]:
