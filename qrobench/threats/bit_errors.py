@@ -22,6 +22,7 @@ from ..engine.seeding import predict
 from ..errors import QrobenchError
 from ..models.noise import is_stochastic
 from ..quant.measure import measure_weights
+from ..toolkits.writers import writable
 from .codes_io import INT8_PTQ, StoredLayer, decode, encode, stored_layers
 from .record import weight_threat_result
 
@@ -73,9 +74,9 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
         raise QrobenchError(f"patterns must be at least 1, got {patterns}")
     if not rates or any(not 0 < p < 1 for p in rates):
         raise QrobenchError(f"bit error rates are fractions in (0, 1), got {list(rates)}")
-    model = model.cpu().eval()
+    model = writable(model).cpu().eval()  # a Brevitas model: its materialised copy
     stats = measure_weights(model)  # the model's own statistics, before any post-training int8
-    layers, stored = stored_layers(model, float_as)
+    layers, stored = stored_layers(model, float_as, toolkits=True)
     dev = torch.device("cpu")
     t0 = time.perf_counter()
     clean = predict(model, data.x, batch_size, dev, (seed, 0, 0)).cpu() == data.y

@@ -5,10 +5,14 @@ layer's codes in sign-magnitude at the layer's bit width (the format its quantiz
 docs/protocol.md §4; binary is the sign bit alone), a float layer's IEEE-754 float32 words.
 A float model may also be quantized post-training to int8 (per output channel, symmetric,
 two's complement) so that it meets the same threat as the quantized ones, labelled so.
+A toolkit model's words are the codes its runtime reads, in the toolkit's integer type (two's
+complement when signed, plain binary when unsigned), written back by the toolkit's writer
+(qrobench/toolkits/writers.py) so that the toolkit's kernels compute with them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,8 +21,11 @@ import torch.nn as nn
 from ..errors import QrobenchError
 from ..protocol import precision
 from ..quant.layers import quantized_layers
+from ..toolkits.formats import model_format
+from ..toolkits.writers import code_sinks
 
 SIGN_MAGNITUDE, TWOS_COMPLEMENT, FLOAT32 = "sign-magnitude", "twos-complement", "float32"
+UNSIGNED = "unsigned"  # a toolkit's unsigned codes (uint8 ...), stored as plain binary
 INT8_PTQ = "int8-ptq"  # a float model quantized to int8 post-training for this threat
 
 
@@ -32,18 +39,31 @@ class StoredLayer:
     bits: int
     format: str
     scale: torch.Tensor | None = None  # dequantization scale, broadcastable to the weight
+    sink: Callable[[torch.Tensor], None] | None = None  # a toolkit's writer of integer codes
 
     def write(self, words: torch.Tensor) -> None:
+        if self.sink is not None:
+            self.sink(words)
+            return
         w = words.to(torch.float32) if self.format == FLOAT32 else words.to(torch.float32) * self.scale
         with torch.no_grad():
             self.module.weight.copy_(w.to(self.module.weight.dtype))
 
 
-def stored_layers(model: nn.Module, float_as: str = INT8_PTQ) -> tuple[list[StoredLayer], str]:
+def stored_layers(model: nn.Module, float_as: str = INT8_PTQ, *,
+                  toolkits: bool = False) -> tuple[list[StoredLayer], str]:
     """(the stored layers, what they are) of a qrobench model: its quantized convs' codes; for
     a float model (no quantized layer), its eligible convs as int8 post-training codes
     (``float_as="int8-ptq"``) or as raw float32 words (``"float32"``). The layers' weights are
-    set to exactly what the words encode, so the error-free model is the one measured."""
+    set to exactly what the words encode, so the error-free model is the one measured.
+    With ``toolkits``, a toolkit model (torch.ao, ONNX, materialised Brevitas) gives the codes
+    its runtime reads; without, it is refused (its weights have no gradient to search)."""
+    found = code_sinks(model)
+    if found is not None:
+        if not toolkits:
+            raise QrobenchError(f"a {model_format(model)} model's stored codes are hit by --threat-model bit-errors "
+                                "only: the bit-flip search needs the weights' gradients, which its kernels do not give")
+        return _toolkit_layers(*found)
     layers = [(n, m) for n, m in quantized_layers(model)]
     if not layers:
         raise QrobenchError("bit errors act on qrobench models' stored codes (QuantConv2d layers); "
@@ -72,6 +92,32 @@ def stored_layers(model: nn.Module, float_as: str = INT8_PTQ) -> tuple[list[Stor
     return out, "float model quantized post-training to int8 (per output channel, symmetric, two's complement)"
 
 
+_WORDS = {TWOS_COMPLEMENT: "two's complement", UNSIGNED: "unsigned", SIGN_MAGNITUDE: "sign bit (binary)"}
+
+
+def _toolkit_layers(sinks, label: str) -> tuple[list[StoredLayer], str]:
+    """A toolkit's codes as stored words: signed codes in two's complement at their width (a
+    signed 1-bit code, ±1, is its sign bit), unsigned codes as plain binary."""
+    out = []
+    for s in sinks:
+        c = s.codes
+        fmt = UNSIGNED if not s.signed else SIGN_MAGNITUDE if c.bits == 1 else TWOS_COMPLEMENT
+        out.append(StoredLayer(c.name, s.module, c.codes.clone(), c.bits, fmt, sink=s.write))
+    widths = "/".join(str(b) for b in sorted({layer.bits for layer in out}))
+    grains = " and ".join(sorted({"per-tensor" if s.codes.axis is None else "per-channel" for s in sinks}))
+    words = " / ".join(_WORDS[f] for f in sorted({layer.format for layer in out}))
+    narrow = {s.narrow for s in sinks}
+    top = sorted({2 ** (layer.bits - 1) for layer in out if layer.format == TWOS_COMPLEMENT})
+    if narrow == {True} and len(top) == 1:
+        words += f", narrow range −{top[0] - 1}..{top[0] - 1} (an error can give −{top[0]})"
+    elif narrow == {True} and top:
+        words += ", narrow range (an error can give −2^(b−1))"
+    elif narrow == {False}:
+        words += ", full range"
+    zp = "zero-point 0" if all(s.codes.symmetric for s in sinks) else "stored zero-points (not hit)"
+    return out, f"deployed {widths}-bit codes ({label}, {grains}, {words}, {zp}; {len(out)} layers)"
+
+
 def _widths(layers) -> str:
     widths = sorted({layer.bits for layer in layers})
     return "/".join(map(str, widths)) + (" bits" if widths != [1] else " bit")
@@ -81,7 +127,7 @@ def encode(codes: torch.Tensor, bits: int, fmt: str) -> torch.Tensor:
     """Integer codes → the unsigned stored words."""
     if fmt == FLOAT32:
         return codes.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    if fmt == TWOS_COMPLEMENT:
+    if fmt in (TWOS_COMPLEMENT, UNSIGNED):
         return codes & ((1 << bits) - 1)
     if bits == 1:  # binary: the sign bit alone, 1 for +1
         return (codes > 0).to(torch.int64)
@@ -95,6 +141,8 @@ def decode(words: torch.Tensor, bits: int, fmt: str) -> torch.Tensor:
         return signed.to(torch.int32).view(torch.float32)
     if fmt == TWOS_COMPLEMENT:
         return torch.where(words >= 1 << (bits - 1), words - (1 << bits), words)
+    if fmt == UNSIGNED:
+        return words
     if bits == 1:
         return words * 2 - 1
     mag = words & ((1 << (bits - 1)) - 1)

@@ -15,6 +15,7 @@ imports without them.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,10 @@ class OnnxRuntimeModule(nn.Module):
                 raise QrobenchError(f"ONNX Runtime cannot load {self.path}: {_first_line(e)}") from e
         return self._session
 
+    def graph_changed(self) -> None:
+        """``onnx_model`` was edited in place (e.g. its weight codes): the next run opens a session on it."""
+        self._session = None
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_session"] = None
@@ -201,12 +206,25 @@ def _layer(name, kind, codes_t, scale_t, zp_t, axis, transpose: bool) -> LayerCo
                       axis=axis)
 
 
-def _weight_codes(onnx_model) -> tuple[list[LayerCodes], set[str]]:
-    """(codes of every Conv / Gemm / MatMul weight, names of the initializers they use)."""
+@dataclass(frozen=True)
+class WeightSource:
+    """Where one layer's codes live in the graph: the names of its constants and their layout."""
+
+    layer: str
+    kind: str  # "conv" | "linear"
+    codes: str  # the integer constant
+    scale: str
+    zero_point: str | None
+    axis: int | None  # the scale's axis in the stored constant
+    transpose: bool  # stored (in, out): read transposed, so the codes are (out, in) as for a Conv
+
+
+def weight_sources(onnx_model) -> list[WeightSource]:
+    """The constants of every Conv / Gemm / MatMul weight stored as integer codes (QDQ or QOperator)."""
     graph = onnx_model.graph
     consts = _constants(graph)
     producer = {o: n for n in graph.node for o in n.output}
-    layers, used = [], set()
+    found = []
 
     def is_codes(name):
         return name in consts and consts[name].data_type in _INT_TYPES and consts[name].data_type != _INT32
@@ -230,9 +248,8 @@ def _weight_codes(onnx_model) -> tuple[list[LayerCodes], set[str]]:
                 transpose = (op == "MatMul" and i == 1) or (op == "Gemm" and not _attr(node, "transB", 0))
                 if op == "MatMul" and i == 0:  # constant left operand: (out, in) already
                     transpose = False
-                layers.append(_layer(name, _WEIGHT_OPS[op], consts[dq.input[0]], consts[dq.input[1]],
-                                     consts.get(zp) if zp else None, _attr(dq, "axis", 1), transpose))
-                used.update(x for x in dq.input if x)
+                found.append(WeightSource(name, _WEIGHT_OPS[op], dq.input[0], dq.input[1], zp,
+                                          _attr(dq, "axis", 1), transpose))
                 break
         elif op in ("QLinearConv", "QLinearMatMul", "QGemm"):
             # QOperator: (x, x_scale, x_zp, w, w_scale, w_zp, ...): one scale per output channel
@@ -245,10 +262,17 @@ def _weight_codes(onnx_model) -> tuple[list[LayerCodes], set[str]]:
                 kind, axis, transpose = "linear", 0, False
             else:  # (in, out): scales along the columns
                 kind, axis, transpose = "linear", 1, True
-            layers.append(_layer(name, kind, consts[w], consts[s], consts.get(z) if z else None,
-                                 axis, transpose))
-            used.update(x for x in (w, s, z) if x)
-    return layers, used
+            found.append(WeightSource(name, kind, w, s, z or None, axis, transpose))
+    return found
+
+
+def _weight_codes(onnx_model) -> tuple[list[LayerCodes], set[str]]:
+    """(codes of every Conv / Gemm / MatMul weight, names of the initializers they use)."""
+    consts = _constants(onnx_model.graph)
+    sources = weight_sources(onnx_model)
+    layers = [_layer(s.layer, s.kind, consts[s.codes], consts[s.scale],
+                     consts.get(s.zero_point) if s.zero_point else None, s.axis, s.transpose) for s in sources]
+    return layers, {x for s in sources for x in (s.codes, s.scale, s.zero_point) if x}
 
 
 def _float_elems(model: OnnxRuntimeModule, layers: list[LayerCodes]) -> int:
