@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--float-as", choices=("int8-ptq", "float32"), default="int8-ptq",
                    help="--threat-model bit-errors, float models: errors in int8 post-training codes (default) "
                         "or in the raw float32 words")
+    opts.add_corruptions(r)
     r.add_argument("--workers", type=int, default=None, metavar="K",
                    help="run as K processes on this machine (torchrun; gloo on the CPU, nccl on GPUs)")
     opts.add_quiet(r)
@@ -146,6 +147,10 @@ def cmd_run(args) -> int:
     from .zoo.twin import resolve_twin
 
     command = os.environ.get(distributed.COMMAND_ENV) or opts.command_line(args.argv)
+    if args.threat_model == "corruptions":
+        return _run_corruptions(args, command)
+    if args.corruptions is not None or args.corruption_source is not None:
+        raise QrobenchError("--corruptions and --corruption-source belong to --threat-model corruptions")
     if args.threat_model in ("bit-errors", "bit-flip"):
         return _run_weight_threat(args, command)
     if args.patterns is not None or args.cap is not None:
@@ -262,6 +267,47 @@ def _run_weight_threat(args, command: str) -> int:
     return 0
 
 
+def _run_corruptions(args, command: str) -> int:
+    """Common corruptions (CIFAR-10-C): plain accuracy per corruption and severity, journaled per column."""
+    from .engine.journal import Journal, journal_path
+    from .engine.results import default_output_path, write_result
+    from .reports.console import format_result_table
+    from .threats import corruptions
+    from .zoo.store import Zoo
+
+    given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--twin", "--patterns",
+                         "--cap", "--float-as", "--surrogate", "--eot-iter")
+             if any(a == f or a.startswith(f + "=") for a in args.argv)]
+    if given:
+        raise QrobenchError(f"--threat-model corruptions scores corrupted test images and runs no input attacks; "
+                            f"drop {', '.join(given)}")
+    if args.dataset != "cifar10":
+        raise QrobenchError(f"--threat-model corruptions measures CIFAR-10-C; drop --dataset {args.dataset}")
+    if args.resume and args.output is None:
+        raise QrobenchError("--resume needs --output: the path of the result the killed run was writing")
+    names = corruptions.check_corruptions(args.corruptions or corruptions.BENCHMARK)
+    out = Path(args.output) if args.output else default_output_path(f"{args.model}__corruptions", args.results_dir)
+    source = corruptions.resolve_source(args.corruption_source or "auto", args.data_dir)
+    model, card = Zoo(args.zoo_dir).load(args.model)
+    run = {"model": card.name, "card_sha256": card.sha256, "n": args.n, "corruptions": list(names),
+           "source": source, "seed": args.seed, "repeats": args.repeats, "batch_size": args.batch_size}
+    journal = Journal(journal_path(out), {"threat_model": "corruptions", **run}, resume=args.resume)
+    try:
+        result = corruptions.evaluate_corruptions(
+            model, args.n, corruptions=names, source=source, seed=args.seed,
+            repeats=args.repeats, batch_size=args.batch_size, card=card, command=command, data_dir=args.data_dir,
+            journal=journal)
+    finally:
+        journal.close()
+    path = write_result(result, out)
+    print(format_result_table(result))
+    print(f"mean over {result.corruptions['columns']} corruption columns: {100 * result.corruptions['mean']:.2f} % "
+          f"(clean {100 * result.clean_acc:.2f} %)")
+    print(f"result written to {path}")
+    journal_path(out).unlink(missing_ok=True)
+    return 0
+
+
 def _onnx_model(path: str, twin):
     """An ONNX file outside the zoo: the runtime model and what the record says it is."""
     from types import SimpleNamespace
@@ -338,6 +384,11 @@ def cmd_attacks(args) -> int:
         tm = threat_model(getattr(args, "threat_model", None))
     except ValueError as e:
         raise QrobenchError(f"--threat-model: {e}") from None
+    if tm.token == "corruptions":
+        from .threats.corruptions import describe
+
+        print(describe())
+        return 0
     if not tm.is_norm_ball:
         print(f"threat model {tm.token} perturbs the {tm.target}, not the input: no attack battery runs under it "
               f"(its budget is the {tm.budget}; 'qrobench run --model M --threat-model {tm.token}')")

@@ -84,3 +84,21 @@ def add_twin(p) -> None:
     p.add_argument("--twin", default=None, metavar="SPEC",
                    help="differentiable twin for a model without input gradient (torch.ao int8, ONNX Runtime): "
                         "a zoo model, package.module:factory, or an .onnx file; default: derived from the model")
+
+
+def corruption_list_arg(text: str) -> list[str]:
+    """Comma-separated CIFAR-10-C corruption names (threats/corruptions.py checks them)."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("--corruptions needs at least one corruption name, e.g. gaussian_noise")
+    return names
+
+
+def add_corruptions(p) -> None:
+    """--threat-model corruptions: which corruptions, and from which data."""
+    p.add_argument("--corruptions", type=corruption_list_arg, default=None, metavar="A,B",
+                   help="--threat-model corruptions: comma-separated CIFAR-10-C corruptions (default the 15 of "
+                        "RobustBench's track; 'qrobench attacks --threat-model corruptions' lists them)")
+    p.add_argument("--corruption-source", choices=("auto", "official", "generated"), default=None,
+                   help="--threat-model corruptions: the official CIFAR-10-C arrays, the generated "
+                        "CIFAR-10-C-style set, or auto (official where the folder is present; default)")

@@ -190,7 +190,7 @@ class ThreatModel:
 THREAT_MODELS = {t.token: t for t in (
     ThreatModel("linf", "input", "Linf", "L∞ radius on [0, 1] pixels", 8 / 255, implemented=True),
     ThreatModel("l2", "input", "L2", "L2 radius on [0, 1] images", 0.5, implemented=True),
-    ThreatModel("corruptions", "input", None, "corruption severity 1-5", None),
+    ThreatModel("corruptions", "input", None, "corruption severity 1-5", None, implemented=True),
     ThreatModel("bit-errors", "weights", None, "bit error rate of the stored codes", None, implemented=True),
     ThreatModel("bit-flip", "weights", None, "number of flipped code bits", None, implemented=True),
 )}

@@ -85,7 +85,7 @@ BAD_INPUTS = [
     (["--model", "res8-fp", "--attacks", "fgsm,fgsm"], "attacks (--attacks) lists fgsm twice"),
     (["--model", "res8-fp", "--n", "0"], "n (--n) must be a positive"),
     (["--model", "res8-fp", "--threat-model", "l7"], "unknown threat model 'l7'"),
-    (["--model", "res8-fp", "--threat-model", "corruptions"], "declared but not measured"),
+    (["--model", "res8-fp", "--threat-model", "corruptions", "--attacks", "fgsm"], "runs no input attacks"),
     (["--model", "res8-fp", "--threat-model", "l2", "--attacks", "pgd20,ifgsm20"],
      "attacks (--attacks): ifgsm20 do(es) not search the L2 ball of threat model 'l2'; 'qrobench attacks' lists"),
     (["--model", "res8-fp", "--dataset", "mnist"], "unknown data set 'mnist'"),

@@ -66,6 +66,9 @@ class EvalConfig:
             raise QrobenchError(f"threat model {tm.token!r} perturbs the stored weights, not the input, so no attack "
                                 f"battery runs under it: measure it with 'qrobench run --model M --threat-model "
                                 f"{tm.token}' (qrobench.threats)")
+        if not tm.is_norm_ball:
+            raise QrobenchError(f"threat model {tm.token!r} is no ε-ball, so no attack battery runs under it: measure "
+                                f"it with 'qrobench run --model M --threat-model {tm.token}' (qrobench.threats)")
         if not self.attacks:
             raise QrobenchError("attacks (--attacks) needs at least one attack name, e.g. pgd20")
         check_attack_names(self.attacks)

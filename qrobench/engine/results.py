@@ -168,6 +168,10 @@ class Result(_ReadsLikeAMapping):
     deployment: dict | None = None
     # a weight attack's outcome that is not an accuracy (threats/bit_flip.py: flips needed, trajectory)
     weight_threat: dict | None = None
+    # threat model corruptions (threats/corruptions.py): the headline ``mean`` over the
+    # (corruption, severity) columns (plain accuracy on corrupted images, not ANDed with clean;
+    # ``mean_std`` over seeds) and the means per corruption and per severity; derived in summarize
+    corruptions: dict | None = None
     schema: str = RESULT_SCHEMA
 
     # -- aggregation -----------------------------------------------------------------------
@@ -194,11 +198,24 @@ class Result(_ReadsLikeAMapping):
                                for a in names if any(a in r.zero_grad_frac for r in runs)}
         self.repeats = len(runs)
         self.seed = runs[0].seed
+        if self.threat_model == "corruptions":
+            self.corruptions = {**(self.corruptions or {}), **self._corruption_summary(names)}  # keeps "metric"
         flags = set(self.flags) - {LOW_CLEAN_FLAG}
         if self.clean_acc < CLEAN_ACC_FLOOR:
             flags.add(LOW_CLEAN_FLAG)  # robust numbers of a broken model mean little
         self.flags = sorted(flags)
         return self
+
+    def _corruption_summary(self, names: list[str]) -> dict:
+        """Mean over the columns (mean ± std over seeds), and the means per corruption and severity."""
+        mean, std = _mean_std([statistics.fmean(r.robust_acc[a] for a in names) for r in self.per_seed])
+        groups: dict[str, dict[str, list[float]]] = {"corruption": {}, "severity": {}}
+        for a in names:
+            for key, by in groups.items():
+                by.setdefault(str(self.attacks.get(a, {}).get(key, "?")), []).append(self.robust_acc[a])
+        return {"mean": mean, "mean_std": std, "columns": len(names),
+                "per_corruption": {k: statistics.fmean(v) for k, v in groups["corruption"].items()},
+                "per_severity": {k: statistics.fmean(v) for k, v in groups["severity"].items()}}
 
     @property
     def seeds(self) -> list[int]:
@@ -276,7 +293,7 @@ class Result(_ReadsLikeAMapping):
 
 
 _OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "sweep",
-             "deployment", "weight_threat")
+             "deployment", "weight_threat", "corruptions")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -35,7 +35,7 @@ def test_defaults_come_from_the_threat_model_and_are_recorded():
     (dict(seed=-1), r"seed \(--seed\)"),
     (dict(eps=8), r"eps \(--eps\) is the L∞ radius"),
     (dict(threat_model="l3"), r"threat_model \(--threat-model\): unknown threat model 'l3'"),
-    (dict(threat_model="corruptions"), "declared but not measured"),
+    (dict(threat_model="corruptions"), "is no ε-ball, so no attack battery"),
     (dict(threat_model="bit-flip"), "perturbs the stored weights"),
     (dict(dataset="imagenet"), r"dataset \(--dataset\): unknown data set 'imagenet'"),
     (dict(attack_options={"cw": {"steps": 3}}), "attack_options names cw, which is not in attacks"),
