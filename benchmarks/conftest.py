@@ -54,6 +54,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if comp is not None and "compile_s" in comp.extra_info:
         lines.append(f"torch.compile: {comp.extra_info['compile_s']:.1f} s to compile and run once (eager run included), "
                      f"{100 * comp.extra_info['agreement_with_eager']:.1f} % of points predicted as after eager pgd20")
+    lines += _pass_bound_lines(by_name) + _whole_process_lines(by_name)
     if lines:
         import platform
 
@@ -63,3 +64,33 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                         f"{torch.get_num_threads()} threads)")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def _pass_bound_lines(by_name) -> list[str]:
+    """test_pass_bound.py: the engine's gradient images per second beside the replay of the same
+    passes on the bare model, and beside full-batch fwd+bwd (test_gradient_pass_bound)."""
+    b = by_name.get("test_engine_pass_bound")
+    if b is None or "share" not in b.extra_info:
+        return []
+    i = b.extra_info
+    line = (f"{100 * i['share']:5.1f} %  engine's share of the pass bound, pgd20+cw: {i['engine_images_per_s']:.0f} vs "
+            f"{i['bound_images_per_s']:.0f} gradient images/s for the {i['grad_images']} it made "
+            f"(median of 3 interleaved rounds)")
+    full = by_name.get("test_gradient_pass_bound")
+    if full is not None:
+        line += f"; bare fwd+bwd at the full batch: {21 * 128 / full.stats.mean:.0f} images/s"
+    return [line]
+
+
+def _whole_process_lines(by_name) -> list[str]:
+    """test_whole_process.py: qrobench run vs the torchattacks script, median of interleaved pairs."""
+    b = by_name.get("test_whole_process_battery")
+    if b is None or "median_pair_ratio" not in b.extra_info:
+        return []
+    import statistics
+
+    i = b.extra_info
+    return [f"{i['median_pair_ratio']:6.2f}x  pgd20+cw, whole processes, n = {i['n']}: qrobench run faster than torchattacks "
+            f"PGD + UPGD(margin) (median of {len(i['qrobench_s'])} interleaved pairs; medians "
+            f"{statistics.median(i['qrobench_s']):.1f} s vs {statistics.median(i['torchattacks_s']):.1f} s)"
+            f"   robust accuracy {i['robust_acc_pct']:.2f} % vs {i['torchattacks_robust_acc_pct']:.2f} %"]

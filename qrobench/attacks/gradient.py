@@ -9,17 +9,17 @@ import torch.nn as nn
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, eot_iter: int = 1):
     """Gradient of the summed loss w.r.t. x, averaged over ``eot_iter`` forward passes
-    (noise draws, for stochastic models); also returns the last logits."""
-    grad = torch.zeros_like(x)
-    logits = None
+    (noise draws, for stochastic models); also returns the last logits. One draw returns the
+    gradient itself: no accumulator, no division, the same numbers."""
+    grad, logits = None, None
     for _ in range(eot_iter):
         xr = x.detach().requires_grad_(True)
         with torch.enable_grad():
             logits = model(xr)
             loss = loss_fn(logits, y).sum()
             (g,) = torch.autograd.grad(loss, xr)
-        grad += g
-    return grad / eot_iter, logits.detach()
+        grad = g if grad is None else grad.add_(g)
+    return (grad if eot_iter == 1 else grad / eot_iter), logits.detach()
 
 
 def distance(delta: torch.Tensor, norm: str = "Linf") -> torch.Tensor:
@@ -42,6 +42,13 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "Linf"
     delta = x_adv - x
     size = distance(delta, norm).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
     return (x + delta * torch.clamp(eps / size, max=1.0)).clamp_(0.0, 1.0)
+
+
+def box(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The L∞ ε-ball around x intersected with [0, 1], as per-coordinate (lower, upper) bounds:
+    ``x_adv.clamp(*box(x, eps))`` equals ``project(x_adv, x, eps, "Linf")`` bit for bit (min and
+    max only select), and an attack loop computes the bounds once instead of every step."""
+    return (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
 
 
 def ascent_direction(g: torch.Tensor, norm: str = "Linf") -> torch.Tensor:

@@ -25,7 +25,14 @@ from __future__ import annotations
 import torch
 
 from .base import LOSSES, Attack, EpsStep, register_attack
-from .gradient import ascent_direction, input_gradient, project, random_start, zero_grad_fraction
+from .gradient import (
+    ascent_direction,
+    box,
+    input_gradient,
+    project,
+    random_start,
+    zero_grad_fraction,
+)
 
 RETURNS = ("first-success", "last")
 RETURNS_TEXT = {"first-success": "first misclassified iterate, else last", "last": "last iterate"}
@@ -84,22 +91,30 @@ class PGD(Attack):
             return x_adv
         # Only points not yet misclassified take further steps (the active batch shrinks as
         # points fall): a found point's iterate is final, so its later steps were wasted passes.
+        # The active points' iterates, labels and ball are kept compact and are re-gathered only
+        # on a step where some point fell; the L∞ ball is two precomputed bounds (gradient.box).
         best = x_adv.clone()
-        active = torch.arange(len(x), device=x.device)
+        idx = torch.arange(len(x), device=x.device)
+        xa, ya, x0 = x_adv, y, x
+        lo, hi = box(x, self.eps) if self.norm == "Linf" else (None, None)
         for step in range(self.steps):
-            xa, ya = x_adv[active], y[active]
             g, logits = input_gradient(self.model, xa, ya, loss_fn, self.eot_iter)
             if step == 0:
                 self.diagnostics["zero_grad_frac"] = zero_grad_fraction(g)
             fooled = logits.argmax(1) != ya
-            best[active[fooled]] = xa[fooled]
-            keep = ~fooled
-            active, xa, g = active[keep], xa[keep], g[keep]
-            if len(active) == 0:
-                return best
-            x_adv[active] = project(xa + self.step_size * ascent_direction(g, self.norm), x[active], self.eps,
-                                    self.norm).detach()
-        best[active] = x_adv[active]
+            if fooled.any():
+                best[idx[fooled]] = xa[fooled]
+                keep = torch.nonzero(~fooled).flatten()
+                if len(keep) == 0:
+                    return best
+                idx, xa, ya, x0, g = idx[keep], xa[keep], ya[keep], x0[keep], g[keep]
+                if lo is not None:
+                    lo, hi = lo[keep], hi[keep]
+            if lo is not None:  # in place: xa is this loop's own tensor (best holds copies)
+                xa = xa.add_(g.sign_(), alpha=self.step_size).clamp_(lo, hi)
+            else:
+                xa = project(xa + self.step_size * ascent_direction(g, self.norm), x0, self.eps, self.norm)
+        best[idx] = xa
         return best
 
 
