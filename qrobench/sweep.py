@@ -44,6 +44,9 @@ def add_sweep_parser(sub) -> None:
     opts.add_device(p)
     opts.add_data_dir(p)
     opts.add_zoo_dir(p)
+    p.add_argument("--threat-model", default="linf", choices=("linf", "corruptions"),
+                   help="linf (default): the battery at ε = 8/255; corruptions: each point's common-corruptions "
+                        "record (docs/protocol.md §6.12), written beside the L∞ point as <point>__corruptions.json")
     p.add_argument("--output-dir", default=None, help="folder for the point files (default results/sweeps/<model>)")
     p.add_argument("--resume", action="store_true", help="continue the point a killed sweep was evaluating")
     opts.add_quiet(p)
@@ -72,6 +75,9 @@ def cmd_sweep(args) -> int:
     from .quant.ptq import check_sweep_args, quantize_post_training
     from .zoo.store import Zoo
 
+    corruptions = args.threat_model == "corruptions"
+    if corruptions and any(a == f or a.startswith(f + "=") for a in args.argv for f in ("--attacks", "--cascade")):
+        raise QrobenchError("--threat-model corruptions runs no attacks; drop --attacks/--cascade")
     bits = _ints(args.bits)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     check_sweep_args(methods, bits)
@@ -90,7 +96,7 @@ def cmd_sweep(args) -> int:
     # bits outer, methods inner: a sweep cut short still holds like-for-like pairs
     points = [(FLOAT_TAG, None, None)] + [(f"{m}-{b}bit", m, b) for b in bits for m in methods]
     for tag, method, b in points:
-        path = point_file(out_dir, card.name, tag)
+        path = point_file(out_dir, card.name, f"{tag}__corruptions" if corruptions else tag)
         if path.exists():
             print(f"{tag:>14s}: kept {path}", file=sys.stderr)
             continue
@@ -105,13 +111,21 @@ def cmd_sweep(args) -> int:
             name=name, sha256=card.sha256, architecture=card.architecture, ensemble=card.ensemble,
             precision=precision,
             recipe=f"{card.name} quantized after training: {spec.get('description', 'float, unquantized')}")
-        result = evaluate(net, cfg, data=data, card=point_card, command=command,
-                          journal=journal_path(path), resume=args.resume)
+        if corruptions:
+            from .threats.corruptions import evaluate_corruptions
+
+            result = evaluate_corruptions(net, cfg.n, batch_size=cfg.batch_size, card=point_card, command=command,
+                                          data_dir=cfg.data_dir, clean=data)
+        else:
+            result = evaluate(net, cfg, data=data, card=point_card, command=command,
+                              journal=journal_path(path), resume=args.resume)
         result.sweep = {"source": card.name, "source_sha256": card.sha256, **spec}
         write_result(result, path)
         journal_path(path).unlink(missing_ok=True)
-        print(f"{tag:>14s}: clean {100 * result.clean_acc:.1f} %, worst case {100 * result.worst_case_acc:.1f} % "
-              f"({spec['avg_bits']:.2f} bits) -> {path}", file=sys.stderr)
+        what = (f"corruptions mean {100 * result.corruptions['mean']:.1f} %" if corruptions
+                else f"worst case {100 * result.worst_case_acc:.1f} %")
+        print(f"{tag:>14s}: clean {100 * result.clean_acc:.1f} %, {what} ({spec['avg_bits']:.2f} bits) -> {path}",
+              file=sys.stderr)
     return 0
 
 

@@ -84,3 +84,16 @@ def tiny_zoo(tmp_path_factory, tiny_trained) -> Path:
     export_to_zoo(en, "en8-tnn", "preact_resnet",
                   {"depth": 8, "ensemble": 2, "noise_coef": 0.1, "precision": "tnn"}, "tnn", "untrained", {}, d)
     return d
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Generated data (the CIFAR-10-C-style set) goes to a folder of this test run, never into the
+    shared data folder."""
+    old = os.environ.get("QROBENCH_CACHE")
+    os.environ["QROBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("QROBENCH_CACHE", None)
+    else:
+        os.environ["QROBENCH_CACHE"] = old

@@ -32,6 +32,20 @@ def test_sweep_writes_one_result_per_point_and_keeps_finished_ones(tiny_zoo, dat
     assert "kept" in capsys.readouterr().err
 
 
+def test_a_corruptions_sweep_writes_its_own_points_beside_the_linf_ones(tiny_zoo, data_dir, tmp_path):
+    """RobustMQ's claims compare both threat models on the same post-training points (issue #26)."""
+    out = tmp_path / "sweeps" / "res8-fp"
+    argv = ["sweep", "res8-fp", "--bits", "2", "--method", "uniform", "--n", "16", "--zoo-dir", str(tiny_zoo),
+            "--data-dir", str(data_dir), "--output-dir", str(out), "--quiet", "--threat-model", "corruptions"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.glob("*.json")) == ["res8-fp__float__corruptions.json",
+                                                          "res8-fp__uniform-2bit__corruptions.json"]
+    r = read_result(out / "res8-fp__uniform-2bit__corruptions.json")
+    assert r.threat_model == "corruptions" and r.sweep["bits_budget"] == 2 and r.n == 16
+    assert len(r.attacks) == 75 and 0 <= r.corruptions["mean"] <= 1
+    assert main([*argv, "--attacks", "pgd20"]) == 2  # no attacks under corruptions
+
+
 @pytest.mark.parametrize("args,message", [(["--bits", "2,9"], "supports 1..8"),
                                           (["--method", "kmeans"], "choose from uniform, lgmp"),
                                           (["--bits", "2,x"], "whole numbers")])

@@ -252,6 +252,58 @@ def layer_sparsity(weights: dict[str, dict], groups: list[list[str]]) -> Figure:
     return fig
 
 
+THREAT_PANELS = (("linf_pct", "L∞ ε = 8/255: AutoAttack (hollow: ≤, no AA)", "linf_aa"),
+                 ("l2_pct", "L2 ε = 0.5: AutoAttack (hollow: ≤, no AA)", "l2_aa"),
+                 ("corruptions_pct", "common corruptions: mean accuracy", None),
+                 ("ber0.1_pct", "random bit errors, p = 0.1 %: accuracy", None),
+                 ("bfa_flips", "Bit-Flip Attack: flips to ≤ 11 % (▲: > cap)", None))
+
+
+def threats_vs_bits(t: pd.DataFrame) -> Figure:
+    """Each threat model's headline number against bits per weight, one panel per threat, the
+    zoo's families (architecture × float source) as lines joining their uniform precisions."""
+    fig = _figure(12.0, 7.0)
+    axes = fig.subplots(2, 3).ravel()
+    d = t[pd.to_numeric(t["bits"], errors="coerce").notna()].copy()
+    color = {f: _color(i) for i, f in enumerate(sorted(d["family"].unique()))}  # one colour per family everywhere
+    for ax, (col, title, exact_col) in zip(axes, THREAT_PANELS, strict=False):
+        ax.set_title(title, fontsize=9)
+        y = d.get(col)
+        if col == "bfa_flips" and "bfa_cap" in d:  # '> cap' drawn at cap + 1, marked
+            capped = d["bfa_cap"].notna() & d.get("bfa_flips", pd.Series(index=d.index, dtype=float)).isna()
+            y = pd.to_numeric(d.get("bfa_flips"), errors="coerce").where(~capped, d["bfa_cap"] + 1)
+        if y is None or pd.to_numeric(y, errors="coerce").notna().sum() == 0:
+            _empty(ax, "results")
+            continue
+        d["_y"] = pd.to_numeric(y, errors="coerce")
+        for fam, g in d[d["_y"].notna()].groupby("family", sort=True):
+            g = g.sort_values("bits")
+            line = g[g["on_line"].astype(bool)]
+            ax.plot(line["bits"], line["_y"], color=color[fam], alpha=0.5, label=f"from {fam}" if len(g) > 1 else fam)
+            for _, r in g.iterrows():
+                exact = True if exact_col is None else bool(r.get(exact_col)) and not pd.isna(r.get(exact_col))
+                capped_pt = col == "bfa_flips" and pd.isna(r.get("bfa_flips"))
+                marker = "^" if capped_pt else "o" if r["on_line"] else "*" if r["precision"] == "mixed" else "D"
+                ax.plot([r["bits"]], [r["_y"]], marker=marker, color=color[fam], linestyle="none",
+                        markerfacecolor=color[fam] if exact else "none")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([1, 2, 4, 8, 32])
+        ax.set_xticklabels(["1", "2", "4", "8", "32"])
+        ax.set_xlabel("bits per stored weight (log scale)", fontsize=8)
+        ax.grid(alpha=0.3)
+        if col == "bfa_flips":
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+    axes[-1].axis("off")
+    axes[-1].text(0, 0.9, "line: qrobench's own uniform-precision models from one float source\n"
+                  "◆: toolkit, trade-off or natural models; ★: mixed precision\n"
+                  "float models meet the weight threats in int8 post-training codes", fontsize=8, va="top")
+    fig.suptitle("Every threat model against bit width (the zoo; one file per model and threat)")
+    return fig
+
+
 def write_study_plots(st, out_dir: str | Path) -> dict[str, list[Path]]:
     """The sweep curves (one plot per swept model) and the per-layer sparsity plot."""
     from .studies.data import layer_groups
@@ -262,6 +314,8 @@ def write_study_plots(st, out_dir: str | Path) -> dict[str, list[Path]]:
     if len(st.table):
         for source, g in st.table.groupby("source", sort=True):
             figs[f"sweep_{source}"] = sweep_curves(source, g)
+    if len(getattr(st, "threats", ())):
+        figs["threats_vs_bits"] = threats_vs_bits(st.threats)
     groups = layer_groups(st.weights)
     if groups:
         figs["layer_sparsity"] = layer_sparsity(st.weights, groups)

@@ -35,9 +35,9 @@ def _outputs(root: Path) -> list[str]:
 
 def test_the_same_files_are_written(rebuilt):
     assert _outputs(rebuilt) == _outputs(RESULTS)
-    # md, csv, json, html; four leaderboard plots, a sweep plot per swept model and the per-layer
-    # sparsity plot, each as png and svg
-    assert len(_outputs(RESULTS)) == 4 + 2 * (4 + 2 + 1)
+    # md, csv, json, html; four leaderboard plots, a sweep plot per swept model, the threats-vs-bits
+    # plot and the per-layer sparsity plot, each as png and svg
+    assert len(_outputs(RESULTS)) == 4 + 2 * (4 + 2 + 1 + 1)
 
 
 @pytest.mark.parametrize("name", _outputs(RESULTS))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ...errors import QrobenchError
-from ..cifar10 import EvalData, _candidate_dirs, load_cifar10_test
+from ..cifar10 import EvalData, load_cifar10_test
 from ..cifar10c import BENCHMARK, EXTRA, SEVERITIES
 from .apply import check_corruption, corrupt
 from .params import GENERATOR_VERSION, params_hash
@@ -34,11 +34,11 @@ SEED = 0  # the generated set's seed; a different seed is a different set
 
 
 def default_cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """``<data-dir>/CIFAR-10-C-generated`` when the data folder is writable, else the user cache."""
-    for root in _candidate_dirs(data_dir):
-        folder = root / FOLDER
-        if (folder.is_dir() and os.access(folder, os.W_OK)) or (root.is_dir() and os.access(root, os.W_OK)):
-            return folder
+    """``$QROBENCH_CACHE/CIFAR-10-C-generated`` when set, else the user cache. Never the data
+    folder: it is often shared or read-only (a root process passes a write-permission check on a
+    read-only mount), and tests point ``$QROBENCH_CACHE`` at a temporary folder."""
+    if os.environ.get("QROBENCH_CACHE"):
+        return Path(os.environ["QROBENCH_CACHE"]) / FOLDER
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qrobench" / FOLDER
 
 

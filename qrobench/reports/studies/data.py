@@ -31,14 +31,15 @@ def at_chance(r: Result) -> bool:
 
 
 
-def read_sweeps(root: Path) -> dict[str, list[Result]]:
-    """Sweep points by source model, float first: every sweep rule compares against that point.
-    Unmerged shards are left out, as their merged file holds the same points."""
+def read_sweeps(root: Path, threat_model: str = "linf") -> dict[str, list[Result]]:
+    """Sweep points under one threat model by source model, float first: every sweep rule
+    compares against that point. Unmerged shards are left out, as their merged file holds the
+    same points."""
     out: dict[str, list[Result]] = {}
     folder = root / SWEEPS_DIR
     for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
         r = read_result(path)
-        if r.sweep is None or r.shard is not None:
+        if r.sweep is None or r.shard is not None or r.threat_model != threat_model:
             continue
         out.setdefault(r.sweep["source"], []).append(r)
     for points in out.values():
@@ -175,3 +176,123 @@ def layer_groups(weights: dict[str, dict]) -> list[list[str]]:
     for m in pair_models(weights):
         groups.setdefault(tuple(ly["layer"] for ly in weights[m]["layers"]), []).append(m)
     return list(groups.values())
+
+
+# -- the threat models beside L∞ --------------------------------------------------------------
+
+L2_DIR, CORRUPTIONS_DIR = "threats/l2", "threats/corruptions"
+AUTOATTACKS = ("aa", "aa-rand")
+
+
+def threat_results(root: Path, folder: str, token: str) -> list[tuple[Path, Result]]:
+    """The whole (unsharded) records of one threat model under ``results/<folder>``, by file name."""
+    d = root / folder
+    out = []
+    for path in sorted(d.glob("*.json")) if d.is_dir() else []:
+        r = read_result(path)
+        if r.threat_model == token and r.shard is None:
+            out.append((path, r))
+    return out
+
+
+def l2_table(root: Path) -> pd.DataFrame:
+    """One row per L2 record (``results/threats/l2``): clean, each attack, the worst case over the
+    battery that was run with its interval, and whether that battery held AutoAttack: a row
+    without it is provisional, as on the L∞ leaderboard (docs/protocol.md §6.6)."""
+    rows = []
+    for path, r in threat_results(root, L2_DIR, "l2"):
+        lo, hi = wilson(r.worst_case_acc, r.n)
+        row = {"model": r.model, "precision": r.precision, "bits": r.bits, "eps": r.eps, "clean_pct": 100 * r.clean_acc,
+               "worst_case_pct": 100 * r.worst_case_acc, "worst_lo": 100 * lo, "worst_hi": 100 * hi,
+               "autoattack": next((a for a in AUTOATTACKS if a in r.robust_acc), None),
+               "attacks": ",".join(r.attacks), "seeds": r.repeats, "n": r.n, "file": path.name}
+        for a, acc in r.robust_acc.items():
+            row[f"{a}_pct"] = 100 * acc
+        rows.append(row)
+    t = pd.DataFrame(rows)
+    if len(t):
+        t["ranked"] = t["autoattack"].notna()
+    return t
+
+
+def corruption_table(root: Path) -> pd.DataFrame:
+    """One row per corruptions record (``results/threats/corruptions``): clean accuracy, the mean
+    over the corruption × severity columns (RobustBench's corruptions metric: plain accuracy on
+    the corrupted images), the mean per severity and per corruption, and the data source (the
+    official arrays or the generated CIFAR-10-C-style set, which are not the same numbers)."""
+    rows = []
+    for path, r in threat_results(root, CORRUPTIONS_DIR, "corruptions"):
+        c = r.corruptions or {}
+        row = {"model": r.model, "precision": r.precision, "bits": r.bits, "clean_pct": 100 * r.clean_acc,
+               "mean_pct": 100 * c.get("mean", float("nan")), "mean_std_pct": 100 * c.get("mean_std", 0.0),
+               "columns": c.get("columns", len(r.attacks)), "source": r.data_source, "seeds": r.repeats, "n": r.n,
+               "file": path.name}
+        for s, acc in sorted((c.get("per_severity") or {}).items()):
+            row[f"severity{s}_pct"] = 100 * acc
+        for k, acc in (c.get("per_corruption") or {}).items():
+            row[f"{k}_pct"] = 100 * acc
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def corruption_scores(r: Result) -> np.ndarray:
+    """Per point, the fraction of corruption columns (and seeds) it is classified correctly in:
+    the per-point form of the corruptions mean, for paired tests."""
+    return np.mean(np.stack([np.mean(np.stack(r.masks(a)), 0) for a in r.attacks]), 0)
+
+
+def linf_autoattack(r: Result) -> str | None:
+    return next((a for a in AUTOATTACKS if a in r.robust_acc), None)
+
+
+def threat_summary(zoo: dict[str, Result], cards: dict, l2: pd.DataFrame, corruptions: pd.DataFrame,
+                   bit_errors: pd.DataFrame, bit_flip: pd.DataFrame) -> pd.DataFrame:
+    """One row per zoo model, one column per threat model: L∞ and L2 AutoAttack accuracy (or,
+    without it, the worst case of the weaker battery that was run, an upper bound, flagged), the
+    corruptions mean, the bit-error accuracy at p = 0.1 % and the BFA flips."""
+    def by_model(t: pd.DataFrame, keep=None) -> dict:
+        if not len(t):
+            return {}
+        t = t if keep is None else t[keep(t)]
+        return {r["model"]: r for _, r in t.iterrows()}
+
+    if not any(len(t) for t in (l2, corruptions, bit_errors, bit_flip)):
+        return pd.DataFrame()  # L∞ alone: the leaderboard itself says it all
+    l2_rows, corr_rows = by_model(l2), by_model(corruptions)
+    ber_rows = by_model(bit_errors, lambda t: ~t["stored"].astype(str).str.contains("float32"))
+    bfa_rows = by_model(bit_flip)
+    rows = []
+    for name in sorted(set(zoo) | set(l2_rows) | set(corr_rows) | set(ber_rows) | set(bfa_rows)):
+        if cards and name not in cards:
+            continue  # a retired or foreign model: the summary is the zoo's
+        r = zoo.get(name)
+        card = cards.get(name)
+        training = getattr(card, "training", None) or {}
+        row = {"model": name, "family": training.get("init_from") or name,
+               # the family's line joins qrobench's own uniform-precision models; the rest are lone markers
+               "on_line": bool(card is not None and card.precision != "mixed" and getattr(card, "format", "torch") == "torch"
+                               and not name.endswith(("-tradeoff", NATURAL_SUFFIX))),
+               "precision": getattr(card, "precision", None) or (r.precision if r else None),
+               "bits": r.bits if r is not None else None, "clean_pct": 100 * r.clean_acc if r is not None else None}
+        if r is not None:
+            aa = linf_autoattack(r)
+            row["linf_pct"] = 100 * (r.robust_acc[aa] if aa else r.worst_case_acc)
+            row["linf_aa"] = aa is not None
+        if name in l2_rows:
+            t = l2_rows[name]
+            aa = t["autoattack"] if isinstance(t["autoattack"], str) else None
+            row["l2_pct"] = t[f"{aa}_pct"] if aa else t["worst_case_pct"]
+            row["l2_aa"] = bool(aa)
+            if row["bits"] is None:
+                row["bits"] = t["bits"]
+        if name in corr_rows:
+            row["corruptions_pct"] = corr_rows[name]["mean_pct"]
+            row["corruptions_source"] = corr_rows[name]["source"]
+        if name in ber_rows and "ber0.1_pct" in ber_rows[name]:
+            row["ber0.1_pct"] = ber_rows[name]["ber0.1_pct"]
+        if name in bfa_rows:
+            t = bfa_rows[name]
+            row["bfa_flips"] = None if t["flips"] is None or pd.isna(t["flips"]) else int(t["flips"])
+            row["bfa_cap"] = int(t["cap"]) if t["cap"] is not None else None
+        rows.append(row)
+    return pd.DataFrame(rows)

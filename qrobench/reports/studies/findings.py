@@ -20,16 +20,22 @@ from ...protocol import precision_for_bits
 from ...quant.weight_records import read_weights
 from ..stats import ALPHA, paired_test
 from .data import (
+    CORRUPTIONS_DIR,
     NATURAL_SUFFIX,
     WEIGHTS_DIR,
     at_chance,
     bit_error_table,
     bit_flip_table,
     by_bits,
+    corruption_scores,
+    corruption_table,
     float_point,
     fullset_table,
+    l2_table,
     read_sweeps,
     sweep_table,
+    threat_results,
+    threat_summary,
 )
 
 SPARSE_PCT = 20.0  # a quantized model whose convs are at least this sparse counts as "sparse"
@@ -62,6 +68,9 @@ class Studies:
     fullset: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per full-test-set run
     bit_errors: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per bit-error record
     bit_flip: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per bit-flip attack record
+    l2: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per L2 record
+    corruptions: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per corruptions record
+    threats: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per zoo model, one column per threat
 
 
 def _sensitivity_finding(sweeps) -> Finding:
@@ -462,6 +471,193 @@ def _bit_flip_finding(t: pd.DataFrame) -> Finding:
     return f
 
 
+ROBUSTMQ = "Xiao et al. 2023, RobustMQ (arXiv 2308.02350)"
+UNIFORM_PRECISIONS = ("fp", "8bit", "4bit", "tnn", "bnn")  # one bit width per layer: mixed plans are left out
+
+
+def _corruption_records(root: Path) -> dict[str, Result]:
+    return {r.model: r for _, r in threat_results(root, CORRUPTIONS_DIR, "corruptions")}
+
+
+def _paired_corruptions(a: Result, b: Result) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both models' per-point corruption scores when they saw the same corrupted points."""
+    if not (a.has_outcomes and b.has_outcomes and a.n == b.n and a.first_index == b.first_index
+            and a.data_source == b.data_source and list(a.attacks) == list(b.attacks)):
+        return None
+    return corruption_scores(a), corruption_scores(b)
+
+
+def _direction(sa: np.ndarray, sb: np.ndarray) -> tuple[int, float, float]:
+    """+1 / -1 when ``sa`` is significantly above / below ``sb`` (paired test), else 0."""
+    p, diff = paired_test(sa, sb), 100 * float(sa.mean() - sb.mean())
+    return (0 if p >= ALPHA else 1 if diff > 0 else -1), diff, p
+
+
+def _two_part_verdict(adv: list[int], corr: list[int], adv_sign: int, corr_sign: int) -> tuple[str, str]:
+    """Each part by the paired-count rule (counting only significant pairs), then the claim: holds when
+    both parts hold, does not hold when either part does not hold, else mixed."""
+    parts = [_paired_verdict(sum(d == s for d in ds), sum(d == -s for d in ds))
+             for ds, s in ((adv, adv_sign), (corr, corr_sign))]
+    if all(v == "holds" for v in parts):
+        verdict = "holds"
+    elif "does not hold" in parts:
+        verdict = "does not hold"
+    elif all(v == "not established" for v in parts):
+        verdict = "not established"
+    else:
+        verdict = "mixed"
+    return verdict, f"adversarial part: {parts[0]}; corruption part: {parts[1]}"
+
+
+def _robustmq_quantization_finding(zoo: dict[str, Result], corr: dict[str, Result], cards: dict,
+                                   sweeps: dict | None = None, csweeps: dict | None = None) -> Finding:
+    sweeps, csweeps = sweeps or {}, csweeps or {}
+    f = Finding("Quantization makes a network more robust to adversarial attacks and less "
+                "robust to common corruptions", ROBUSTMQ, "not tested",
+                rule="per quantized zoo model beside the float model it was made from (its card's init_from), and per "
+                     "post-training sweep point beside its sweep's float point, two "
+                     f"paired tests at the {int(100 * ALPHA)} % level on the same points: the L∞ worst case over the "
+                     "attacks both results share, and the per-point corruptions score (the fraction of corruption × "
+                     "severity columns a point survives, on the same corrupted set); each part holds when more pairs "
+                     "differ significantly in the claimed direction than against it; the claim holds when both parts "
+                     "hold, does not hold when either does not hold, else mixed (not established: nothing significant)")
+    adv, cor = [], []
+    for name in sorted(cards):
+        card = cards[name]
+        source = (card.training or {}).get("init_from")
+        if card.precision == "fp" or source is None or name.endswith(NATURAL_SUFFIX):
+            continue
+        if name not in zoo or source not in zoo:
+            f.evidence.append(f"{name}: a zoo result is missing (it, or its source {source})")
+            continue
+        shared = _shared_scores(zoo[name], zoo[source])
+        pc = _paired_corruptions(corr[name], corr[source]) if name in corr and source in corr else None
+        if shared is None or pc is None:
+            f.evidence.append(f"{name} / {source}: " + ("no L∞ per-point outcomes on the same points" if shared is None
+                                                        else "no corruptions records on the same corrupted points"))
+            continue
+        common, sa, sb = shared
+        da, diff_a, p_a = _direction(sa, sb)
+        dc, diff_c, p_c = _direction(*pc)
+        adv.append(da)
+        cor.append(dc)
+        f.evidence.append(f"{name} ({card.precision}) vs {source}: L∞ worst over {','.join(common)} {100 * sa.mean():.1f} % vs "
+                          f"{100 * sb.mean():.1f} % ({diff_a:+.1f} pp, p = {p_a:.2g}); corruptions mean "
+                          f"{100 * pc[0].mean():.1f} % vs {100 * pc[1].mean():.1f} % ({diff_c:+.1f} pp, p = {p_c:.2g})")
+    for source, points in _sweep_points(sweeps, csweeps).items():
+        base = points.get(("float", 32))
+        for key, (lq, cq) in sorted(points.items()):
+            if key == ("float", 32) or base is None:
+                continue
+            pair = _sweep_pair((lq, cq), base)
+            if pair is None:
+                continue
+            (da, diff_a, p_a), (dc, diff_c, p_c) = pair
+            adv.append(da)
+            cor.append(dc)
+            f.evidence.append(f"sweep {source} {key[0]} {key[1]}-bit vs float (post-training, n = {lq.n}): L∞ worst "
+                              f"{diff_a:+.1f} pp (p = {p_a:.2g}); corruptions mean {diff_c:+.1f} pp (p = {p_c:.2g})")
+    if adv:
+        f.verdict, parts = _two_part_verdict(adv, cor, +1, -1)
+        f.evidence.append(parts)
+    elif not f.evidence:
+        f.evidence.append("needs quantized zoo models and their float sources with L∞ and corruptions records "
+                          "(qrobench run --model M --threat-model corruptions), or sweeps under both threat models "
+                          "(qrobench sweep M, and qrobench sweep M --threat-model corruptions)")
+    return f
+
+
+def _sweep_points(sweeps: dict, csweeps: dict) -> dict[str, dict[tuple, tuple[Result, Result]]]:
+    """Per swept source, its points measured under both threat models: (method, bits) -> (L∞, corruptions)."""
+    out = {}
+    for source, points in csweeps.items():
+        linf = {(r.sweep["method"], r.sweep["bits_budget"]): r for r in sweeps.get(source, [])}
+        both = {}
+        for c in points:
+            key = (c.sweep["method"], c.sweep["bits_budget"])
+            if key in linf:
+                both[key] = (linf[key], c)
+        if both:
+            out[source] = both
+    return out
+
+
+def _sweep_pair(a: tuple[Result, Result], b: tuple[Result, Result]):
+    """The two paired tests of point ``a`` against point ``b`` of one sweep, or None (other points)."""
+    shared, pc = _shared_scores(a[0], b[0]), _paired_corruptions(a[1], b[1])
+    if shared is None or pc is None:
+        return None
+    return _direction(shared[1], shared[2]), _direction(*pc)
+
+
+def _robustmq_bits_finding(zoo: dict[str, Result], corr: dict[str, Result], cards: dict,
+                           sweeps: dict | None = None, csweeps: dict | None = None) -> Finding:
+    sweeps, csweeps = sweeps or {}, csweeps or {}
+    f = Finding("More bits make a quantized network less robust to adversarial attacks and more robust to common "
+                "corruptions (bit width moves the two in opposite directions)", ROBUSTMQ, "not tested",
+                rule="within each family (one architecture, one float source: the source and the uniform-precision "
+                     "models made from it; mixed plans, trade-off losses and natural training left out), every pair of "
+                     "different bit widths is compared by the two paired tests of the previous finding; a pair agrees "
+                     "with a part when the higher-bit model is significantly less (adversarial) or more (corruptions) "
+                     "robust, and disagrees when significantly the other way; the same for every pair of uniform points "
+                     "(and the float point) of a sweep measured under both threat models; verdict as in the previous "
+                     "finding")
+    families: dict[str, list[str]] = {}
+    for name in sorted(cards):
+        card = cards[name]
+        if card.precision not in UNIFORM_PRECISIONS or name.endswith((NATURAL_SUFFIX, "-tradeoff")):
+            continue
+        source = (card.training or {}).get("init_from") or name
+        families.setdefault(source, []).append(name)
+    adv, cor = [], []
+    for source, names in sorted(families.items()):
+        have = [m for m in names if m in zoo and m in corr and zoo[m].bits is not None]
+        have.sort(key=lambda m: -zoo[m].bits)
+        line = []
+        for i, hi_m in enumerate(have):
+            for lo_m in have[i + 1:]:
+                if zoo[hi_m].bits == zoo[lo_m].bits:
+                    continue
+                shared = _shared_scores(zoo[hi_m], zoo[lo_m])
+                pc = _paired_corruptions(corr[hi_m], corr[lo_m])
+                if shared is None or pc is None:
+                    continue
+                _, sa, sb = shared
+                da, diff_a, _ = _direction(sa, sb)
+                dc, diff_c, _ = _direction(*pc)
+                adv.append(da)
+                cor.append(dc)
+                line.append(f"{hi_m} vs {lo_m}: L∞ {diff_a:+.1f} pp{'*' if da else ''}, corruptions {diff_c:+.1f} pp"
+                            f"{'*' if dc else ''}")
+        if have:
+            f.evidence.append(f"family {source} (" + ", ".join(f"{m} {zoo[m].bits:g} bits: L∞ {100 * zoo[m].worst_case_acc:.1f} %, "
+                                                                  f"corruptions {100 * corr[m].corruptions['mean']:.1f} %"
+                                                                  for m in have) + ")")
+        f.evidence += [f"  {x}" for x in line]
+        missing = [m for m in names if m not in have]
+        if missing:
+            f.evidence.append(f"family {source}: no L∞ or corruptions record yet for {', '.join(missing)}")
+    for source, points in _sweep_points(sweeps, csweeps).items():
+        uniform = sorted(((k, v) for k, v in points.items() if k[0] in ("float", "uniform")), key=lambda kv: -kv[0][1])
+        line = []
+        for i, (khi, hi) in enumerate(uniform):
+            for klo, lo in uniform[i + 1:]:
+                pair = _sweep_pair(hi, lo)
+                if pair is None:
+                    continue
+                (da, diff_a, _), (dc, diff_c, _) = pair
+                adv.append(da)
+                cor.append(dc)
+                line.append(f"{khi[1]} vs {klo[1]} bits: L∞ {diff_a:+.1f} pp{'*' if da else ''}, corruptions "
+                            f"{diff_c:+.1f} pp{'*' if dc else ''}")
+        if line:
+            f.evidence.append(f"sweep {source} (uniform post-training, n = {uniform[0][1][0].n}): " + "; ".join(line))
+    if adv:
+        f.verdict, parts = _two_part_verdict(adv, cor, -1, +1)
+        f.evidence.append(f"{parts} (* significant at {int(100 * ALPHA)} %; higher-bit model minus lower-bit model)")
+    return f
+
+
 def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
     """``zoo``: the leaderboard's selected result per model at its ε, so the findings judge the
     very rows the table ranks."""
@@ -472,5 +668,11 @@ def collect_studies(root: Path, zoo: dict[str, Result], cards: dict) -> Studies:
                 _deployed_finding(zoo, cards)]
     flips = bit_flip_table(root)
     findings.append(_bit_flip_finding(flips))
-    return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo), bit_error_table(root),
-                   flips)
+    corr = _corruption_records(root)
+    csweeps = read_sweeps(root, "corruptions")
+    findings += [_robustmq_quantization_finding(zoo, corr, cards, sweeps, csweeps),
+                 _robustmq_bits_finding(zoo, corr, cards, sweeps, csweeps)]
+    bit_errors, l2, corruptions = bit_error_table(root), l2_table(root), corruption_table(root)
+    summary = threat_summary(zoo, cards, l2, corruptions, bit_errors, flips)
+    return Studies(sweeps, weights, sweep_table(sweeps), findings, fullset_table(root, zoo), bit_errors, flips,
+                   l2, corruptions, summary)
