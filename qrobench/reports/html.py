@@ -34,37 +34,55 @@ h1{font-size:1.5em;margin-bottom:4px} h2{font-size:1.15em;margin-top:28px}
 p.note{color:#444;max-width:1100px;font-size:.92em}
 table{border-collapse:collapse;font-size:.85em}
 th,td{border:1px solid #d0d7de;padding:4px 7px;white-space:nowrap}
-th{background:#f3f5f7;cursor:pointer;user-select:none;position:sticky;top:0}
+th{background:#f3f5f7;cursor:pointer;user-select:none}
 th:hover{background:#e6eaef} th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.flags{white-space:normal;min-width:12em} td.flags span{white-space:nowrap}
+td.prose{white-space:normal;min-width:24em}
 tr:nth-child(even) td{background:#fafbfc}
 tr.reported td{color:#555;font-style:italic;background:#fff8e6}
 tr.stale td{background:#fdecec}
 .badge{display:inline-block;font-size:.75em;font-style:normal;padding:0 5px;border-radius:8px;
 margin-left:5px;background:#f0b429;color:#222}
 .badge.stale{background:#e5534b;color:#fff}
-.wrap{overflow-x:auto} .plots img{max-width:48%;margin:6px;border:1px solid #eee}
+.wrap{overflow-x:auto;max-width:100%;padding-bottom:2px}
+.wrap::-webkit-scrollbar{height:11px} .wrap::-webkit-scrollbar-track{background:#f3f5f7}
+.wrap::-webkit-scrollbar-thumb{background:#afb8c1;border-radius:6px} .wrap::-webkit-scrollbar-thumb:hover{background:#8c959f}
+.plots img{max-width:48%;margin:6px;border:1px solid #eee}
 ul{font-size:.92em}
 """
 
 _JS = """
 (function(){
-  var table=document.getElementById('leaderboard'); if(!table) return;
-  var heads=table.tHead.rows[0].cells;
-  function key(td){var v=td.getAttribute('data-v');
-    if(v===null||v==='') return null; var f=parseFloat(v);
-    return (td.classList.contains('num')&&!isNaN(f))?f:v.toLowerCase();}
-  for(var i=0;i<heads.length;i++){(function(col){
-    heads[col].addEventListener('click',function(){
-      var asc=!heads[col].classList.contains('asc');
-      for(var j=0;j<heads.length;j++){heads[j].classList.remove('asc','desc');}
-      heads[col].classList.add(asc?'asc':'desc');
-      var body=table.tBodies[0], rows=Array.prototype.slice.call(body.rows);
-      rows.sort(function(a,b){var x=key(a.cells[col]),y=key(b.cells[col]);
-        if(x===null&&y===null) return 0; if(x===null) return 1; if(y===null) return -1;
-        if(x<y) return asc?-1:1; if(x>y) return asc?1:-1; return 0;});
-      rows.forEach(function(r){body.appendChild(r);});
-    });})(i);}
+  var PROSE=60;  /* a cell of more characters is a sentence: it wraps rather than widening its table */
+  var MISSING={'':1,'\\u2014':1,'nan':1,'none':1};
+  var LEADING=/^[\\u2264\\u2265<>~]?\\s*(-?\\d+(?:\\.\\d+)?(?:e-?\\d+)?)/;
+  function value(td){if(!td) return null; var v=td.getAttribute('data-v');
+    if(v===null) v=td.textContent; v=v.replace(/\\s+/g,' ').trim();
+    return MISSING.hasOwnProperty(v.toLowerCase())?null:v;}
+  function keys(rows,col){
+    var vals=rows.map(function(r){return value(r.cells[col]);});
+    var numeric=vals.every(function(v){return v===null||LEADING.test(v);});
+    return vals.map(function(v){return v===null?null:numeric?parseFloat(LEADING.exec(v)[1]):v.toLowerCase();});}
+  function sortable(table){
+    if(!table.tHead||!table.tBodies.length) return;
+    var heads=table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(heads,function(th,col){
+      th.title='click to sort';
+      th.addEventListener('click',function(){
+        var asc=!th.classList.contains('asc');
+        Array.prototype.forEach.call(heads,function(h){h.classList.remove('asc','desc');});
+        th.classList.add(asc?'asc':'desc');
+        var body=table.tBodies[0], rows=Array.prototype.slice.call(body.rows), k=keys(rows,col);
+        var order=rows.map(function(r,i){return i;});
+        order.sort(function(a,b){var x=k[a],y=k[b];
+          if(x===null&&y===null) return a-b; if(x===null) return 1; if(y===null) return -1;
+          if(x<y) return asc?-1:1; if(x>y) return asc?1:-1; return a-b;});
+        order.forEach(function(i){body.appendChild(rows[i]);});
+      });});}
+  Array.prototype.forEach.call(document.querySelectorAll('td'),function(td){
+    var t=td.textContent; if(t.length>PROSE&&t.indexOf(' ')>=0) td.classList.add('prose');});
+  Array.prototype.forEach.call(document.getElementsByTagName('table'),sortable);
 })();
 """
 
@@ -75,6 +93,13 @@ HTML_RECIPE_WIDTH = 40  # the full recipe is the cell's tooltip
 def _sort_value(row: pd.Series, key: str) -> str:
     v = row.get(key)
     return "" if missing(v) else str(v)
+
+
+def _flags_cell(text: str) -> str:
+    """A row's flags, free to wrap between flags (never inside one), so that the compact tables fit
+    the window instead of running past it (the all-columns table scrolls instead)."""
+    flags = [f.strip() for f in text.split(",") if f.strip()]
+    return '<td class="flags">' + ", ".join(f"<span>{html.escape(f)}</span>" for f in flags) + "</td>"
 
 
 def _cell(row: pd.Series, col: Column, name: str) -> str:
@@ -103,8 +128,11 @@ def _intro(doc: Document, s: Section) -> list[str]:
 
 def _plain_table(df: pd.DataFrame, which: str, attacks, cls: str) -> list[str]:
     cols = view(which, attacks)
-    rows = ["<tr>" + "".join(f"<td>{html.escape(col.cell(r, name, RECIPE_WIDTH))}</td>" for col, name, _ in cols)
-            + "</tr>" for _, r in df.iterrows()]
+    def cell(r, col, name) -> str:
+        text = col.cell(r, name, RECIPE_WIDTH)
+        return _flags_cell(text) if name == "flags" else f"<td>{html.escape(text)}</td>"
+
+    rows = ["<tr>" + "".join(cell(r, col, name) for col, name, _ in cols) + "</tr>" for _, r in df.iterrows()]
     return [f'<div class="wrap"><table class="{cls}"><thead><tr>',
             "".join(f"<th>{html.escape(h)}</th>" for _, _, h in cols), "</tr></thead><tbody>", *rows,
             "</tbody></table></div>"]
