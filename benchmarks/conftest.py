@@ -93,4 +93,6 @@ def _whole_process_lines(by_name) -> list[str]:
     return [f"{i['median_pair_ratio']:6.2f}x  pgd20+cw, whole processes, n = {i['n']}: qrobench run faster than torchattacks "
             f"PGD + UPGD(margin) (median of {len(i['qrobench_s'])} interleaved pairs; medians "
             f"{statistics.median(i['qrobench_s']):.1f} s vs {statistics.median(i['torchattacks_s']):.1f} s)"
-            f"   robust accuracy {i['robust_acc_pct']:.2f} % vs {i['torchattacks_robust_acc_pct']:.2f} %"]
+            f"   robust accuracy {i['robust_acc_pct']:.2f} % vs {i['torchattacks_robust_acc_pct']:.2f} %",
+            "         pairs (qrobench s / torchattacks s): " + ", ".join(
+                f"{q:.1f} / {t:.1f}" for q, t in zip(i["qrobench_s"], i["torchattacks_s"], strict=True))]
