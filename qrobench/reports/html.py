@@ -33,7 +33,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24p
 h1{font-size:1.5em;margin-bottom:4px} h2{font-size:1.15em;margin-top:28px}
 p.note{color:#444;max-width:1100px;font-size:.92em}
 table{border-collapse:collapse;font-size:.85em}
-th,td{border:1px solid #d0d7de;padding:4px 7px;white-space:nowrap}
+th,td{border:1px solid #d0d7de;padding:4px 6px;white-space:nowrap}
 th{background:#f3f5f7;cursor:pointer;user-select:none}
 th:hover{background:#e6eaef} th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
