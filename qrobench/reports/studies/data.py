@@ -225,7 +225,8 @@ def corruption_table(root: Path) -> pd.DataFrame:
         c = r.corruptions or {}
         row = {"model": r.model, "precision": r.precision, "bits": r.bits, "clean_pct": 100 * r.clean_acc,
                "mean_pct": 100 * c.get("mean", float("nan")), "mean_std_pct": 100 * c.get("mean_std", 0.0),
-               "columns": c.get("columns", len(r.attacks)), "source": r.data_source, "seeds": r.repeats, "n": r.n,
+               "columns": c.get("columns", len(r.attacks)), "source": c.get("source") or r.data_source.split(";")[0],
+               "seeds": r.repeats, "n": r.n,
                "file": path.name}
         for s, acc in sorted((c.get("per_severity") or {}).items()):
             row[f"severity{s}_pct"] = 100 * acc

@@ -18,7 +18,7 @@ def _fmt(v, digits=1) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
-def _md_table(title: str, note: str, rows: list, headers: list[str]) -> list[str]:
+def _md_table(title: str, note: str, headers: list[str], rows: list) -> list[str]:
     """A studies table as Markdown: its heading, its note and the table."""
     return [f"## {title}", "", note, "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
 
@@ -82,7 +82,7 @@ def bit_errors_markdown(st: Studies, title: str) -> list[str]:
             else "codes"
         rows.append([r["model"], r["precision"], _fmt(r["bits"], 2), stored, _fmt(r["clean_pct"]), *cells,
                      _fmt(r.get("ber0.1_worst_pct")), str(int(r["patterns"])), str(int(r["n"]))])
-    return _md_table(title, BIT_ERROR_NOTE, rows, headers)
+    return _md_table(title, BIT_ERROR_NOTE, headers, rows)
 
 
 def _frame_html(title: str, note: str, frame: pd.DataFrame) -> list[str]:
@@ -112,8 +112,8 @@ def bit_flip_markdown(st: Studies, title: str) -> list[str]:
         flips = f"> {int(r['cap'])}" if r["flips"] is None or pd.isna(r["flips"]) else str(int(r["flips"]))
         rows.append([r["model"], r["precision"], _fmt(r["bits"], 2), _fmt(r["clean_pct"]), flips,
                      _fmt(r["final_pct"]), str(int(r["n"]))])
-    return _md_table(title, BIT_FLIP_NOTE, rows,
-                     ["model", "precision", "bits", "clean %", "flips", "accuracy reached %", "n"])
+    return _md_table(title, BIT_FLIP_NOTE, ["model", "precision", "bits", "clean %", "flips", "accuracy reached %", "n"],
+                     rows)
 
 
 def bit_flip_html(st: Studies, title: str) -> list[str]:
@@ -186,6 +186,10 @@ def layers_html(st: Studies, title: str) -> list[str]:
     return parts
 
 
+def _html_section(title: str, note: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    return [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(note)}</p>', *_html_table(headers, rows)]
+
+
 def _html_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -198,10 +202,7 @@ L2_NOTE = ("L2 threat model, ε = 0.5 on [0, 1] images (`qrobench run --threat-m
            "worst case is an upper bound on what AutoAttack would leave.")
 
 
-def l2_markdown(st: Studies, title: str) -> list[str]:
-    t = st.l2
-    if not len(t):
-        return []
+def l2_rows(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     attacks = [c[:-4] for c in t.columns if c.endswith("_pct") and c not in
                ("clean_pct", "worst_case_pct")]
     t = t.sort_values(["ranked", "worst_case_pct", "model"], ascending=[False, False, True])
@@ -214,11 +215,15 @@ def l2_markdown(st: Studies, title: str) -> list[str]:
                      status, str(int(r["seeds"])), str(int(r["n"]))])
     headers = ["model", "precision", "bits", "clean %", *[f"{a} %" for a in attacks], "worst case %", "status",
                "seeds", "n"]
-    return _md_table(title, L2_NOTE, rows, headers)
+    return headers, rows
+
+
+def l2_markdown(st: Studies, title: str) -> list[str]:
+    return _md_table(title, L2_NOTE, *l2_rows(st.l2)) if len(st.l2) else []
 
 
 def l2_html(st: Studies, title: str) -> list[str]:
-    return _frame_html(title, L2_NOTE, st.l2)
+    return _html_section(title, L2_NOTE, *l2_rows(st.l2)) if len(st.l2) else []
 
 
 CORRUPTIONS_NOTE = ("Common corruptions (`qrobench run --threat-model corruptions`, docs/protocol.md §6.12): "
@@ -228,10 +233,7 @@ CORRUPTIONS_NOTE = ("Common corruptions (`qrobench run --threat-model corruption
                     "arrays, so the two are never compared with each other.")
 
 
-def corruptions_markdown(st: Studies, title: str) -> list[str]:
-    t = st.corruptions
-    if not len(t):
-        return []
+def corruption_rows(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     sev = sorted(c for c in t.columns if c.startswith("severity") and c.endswith("_pct"))
     rows = []
     for _, r in t.sort_values(["mean_pct", "model"], ascending=[False, True]).iterrows():
@@ -242,11 +244,15 @@ def corruptions_markdown(st: Studies, title: str) -> list[str]:
                      str(int(r["n"]))])
     headers = ["model", "precision", "bits", "clean %", "corruptions mean %",
                *[f"severity {c[len('severity'):-4]} %" for c in sev], "source", "columns", "seeds", "n"]
-    return _md_table(title, CORRUPTIONS_NOTE, rows, headers)
+    return headers, rows
+
+
+def corruptions_markdown(st: Studies, title: str) -> list[str]:
+    return _md_table(title, CORRUPTIONS_NOTE, *corruption_rows(st.corruptions)) if len(st.corruptions) else []
 
 
 def corruptions_html(st: Studies, title: str) -> list[str]:
-    return _frame_html(title, CORRUPTIONS_NOTE, st.corruptions)
+    return _html_section(title, CORRUPTIONS_NOTE, *corruption_rows(st.corruptions)) if len(st.corruptions) else []
 
 
 THREATS_NOTE = ("One row per zoo model, one column per threat model, each from its own result file: L∞ (ε = 8/255) "
@@ -288,16 +294,13 @@ def threat_rows(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def threats_markdown(st: Studies, title: str) -> list[str]:
     if not len(st.threats):
         return []
-    headers, rows = threat_rows(st.threats)
-    return _md_table(title, THREATS_NOTE, rows, headers)
+    return _md_table(title, THREATS_NOTE, *threat_rows(st.threats))
 
 
 def threats_html(st: Studies, title: str) -> list[str]:
     if not len(st.threats):
         return []
-    headers, rows = threat_rows(st.threats)
-    return [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(THREATS_NOTE)}</p>',
-            *_html_table(headers, rows)]
+    return _html_section(title, THREATS_NOTE, *threat_rows(st.threats))
 
 
 # outline section key -> renderer; the leaderboard's back-ends look their studies sections up here
