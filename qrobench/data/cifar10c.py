@@ -63,6 +63,7 @@ def load_cifar10c(corruption: str, severity: int, n: int | None = None,
     if not 0 < n <= block:
         raise QrobenchError(f"n = {n} must be between 1 and the {block} images of one severity")
     start = (severity - 1) * block
-    x = torch.from_numpy(np.ascontiguousarray(images[start:start + n])).permute(0, 3, 1, 2).float().div(255)
+    # a copy: torch refuses to share a read-only memory map's pages
+    x = torch.from_numpy(np.array(images[start:start + n])).permute(0, 3, 1, 2).float().div(255)
     y = torch.from_numpy(np.asarray(labels[start:start + n]).astype(np.int64))
     return EvalData(x, y, f"{SOURCE}: {path} severity {severity}")
