@@ -118,3 +118,11 @@ def test_robustmq_claims_read_sweep_points_measured_under_both_threats():
     assert b.verdict == "holds" and "32 vs 4 bits" in " ".join(b.evidence)
     csweeps["fp"][2] = _swept(_corruptions("fp:2", 300), "uniform", 2)  # 2 bits beats 4 and float on corruptions
     assert _robustmq_bits_finding({}, {}, {}, sweeps, csweeps).verdict == "does not hold"
+
+
+def test_collapsed_sweep_points_are_left_out_of_the_robustmq_claims():
+    collapsed = Result(model="fp:1", n=N, eps=8 / 255, precision="bnn", bits=1.0, attacks={"pgd20": {}},
+                       per_seed=[SeedResult.from_masks(0, _first(40), {"pgd20": _first(0)})]).summarize()
+    sweeps = {"fp": [_swept(_linf("fp", 32, 150), "float", 32), _swept(collapsed, "uniform", 1)]}
+    csweeps = {"fp": [_swept(_corruptions("fp", 250), "float", 32), _swept(_corruptions("fp:1", 40), "uniform", 1)]}
+    assert _robustmq_quantization_finding({}, {}, {}, sweeps, csweeps).verdict == "not tested"  # at chance: 10 %

@@ -515,7 +515,7 @@ def _robustmq_quantization_finding(zoo: dict[str, Result], corr: dict[str, Resul
     f = Finding("Quantization makes a network more robust to adversarial attacks and less "
                 "robust to common corruptions", ROBUSTMQ, "not tested",
                 rule="per quantized zoo model beside the float model it was made from (its card's init_from), and per "
-                     "post-training sweep point beside its sweep's float point, two "
+                     "post-training sweep point beside its sweep's float point (collapsed points, at chance, left out), two "
                      f"paired tests at the {int(100 * ALPHA)} % level on the same points: the L∞ worst case over the "
                      "attacks both results share, and the per-point corruptions score (the fraction of corruption × "
                      "severity columns a point survives, on the same corrupted set); each part holds when more pairs "
@@ -568,14 +568,16 @@ def _robustmq_quantization_finding(zoo: dict[str, Result], corr: dict[str, Resul
 
 
 def _sweep_points(sweeps: dict, csweeps: dict) -> dict[str, dict[tuple, tuple[Result, Result]]]:
-    """Per swept source, its points measured under both threat models: (method, bits) -> (L∞, corruptions)."""
+    """Per swept source, its points measured under both threat models: (method, bits) -> (L∞, corruptions).
+    Collapsed points (clean accuracy indistinguishable from guessing, §8.4) are left out: what
+    they "keep" under either threat is only what their near-constant answer happens to fit."""
     out = {}
     for source, points in csweeps.items():
         linf = {(r.sweep["method"], r.sweep["bits_budget"]): r for r in sweeps.get(source, [])}
         both = {}
         for c in points:
             key = (c.sweep["method"], c.sweep["bits_budget"])
-            if key in linf:
+            if key in linf and not at_chance(linf[key]) and not at_chance(c):
                 both[key] = (linf[key], c)
         if both:
             out[source] = both
