@@ -549,7 +549,7 @@ def _robustmq_quantization_finding(zoo: dict[str, Result], corr: dict[str, Resul
         for key, (lq, cq) in sorted(points.items()):
             if key == ("float", 32) or base is None:
                 continue
-            pair = _sweep_pair((lq, cq), base)
+            pair = _both_tests((lq, cq), base)
             if pair is None:
                 continue
             (da, diff_a, p_a), (dc, diff_c, p_c) = pair
@@ -584,8 +584,9 @@ def _sweep_points(sweeps: dict, csweeps: dict) -> dict[str, dict[tuple, tuple[Re
     return out
 
 
-def _sweep_pair(a: tuple[Result, Result], b: tuple[Result, Result]):
-    """The two paired tests of point ``a`` against point ``b`` of one sweep, or None (other points)."""
+def _both_tests(a: tuple[Result, Result], b: tuple[Result, Result]):
+    """The two paired tests of ``a`` against ``b``, each an (L∞, corruptions) pair of results: None
+    when they were not measured on the same points."""
     shared, pc = _shared_scores(a[0], b[0]), _paired_corruptions(a[1], b[1])
     if shared is None or pc is None:
         return None
@@ -620,13 +621,10 @@ def _robustmq_bits_finding(zoo: dict[str, Result], corr: dict[str, Result], card
             for lo_m in have[i + 1:]:
                 if zoo[hi_m].bits == zoo[lo_m].bits:
                     continue
-                shared = _shared_scores(zoo[hi_m], zoo[lo_m])
-                pc = _paired_corruptions(corr[hi_m], corr[lo_m])
-                if shared is None or pc is None:
+                pair = _both_tests((zoo[hi_m], corr[hi_m]), (zoo[lo_m], corr[lo_m]))
+                if pair is None:
                     continue
-                _, sa, sb = shared
-                da, diff_a, _ = _direction(sa, sb)
-                dc, diff_c, _ = _direction(*pc)
+                (da, diff_a, _), (dc, diff_c, _) = pair
                 adv.append(da)
                 cor.append(dc)
                 line.append(f"{hi_m} vs {lo_m}: L∞ {diff_a:+.1f} pp{'*' if da else ''}, corruptions {diff_c:+.1f} pp"
@@ -644,7 +642,7 @@ def _robustmq_bits_finding(zoo: dict[str, Result], corr: dict[str, Result], card
         line = []
         for i, (khi, hi) in enumerate(uniform):
             for klo, lo in uniform[i + 1:]:
-                pair = _sweep_pair(hi, lo)
+                pair = _both_tests(hi, lo)
                 if pair is None:
                     continue
                 (da, diff_a, _), (dc, diff_c, _) = pair
