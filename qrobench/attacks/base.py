@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.noise import is_stochastic
 from ..protocol import THREAT_MODELS, threat_model_of_norm
 from ..registry import Registry
 
@@ -43,7 +44,8 @@ class Attack:
     Arguments: ``model``, ``eps`` (the radius in [0, 1] pixel units; by default the threat
     model's: 8/255 for L∞, 0.5 for L2), ``norm`` (the ball: one of the class's ``norms``, set by the
     threat model of the run), ``device``, ``seed`` (used only where an integer seed is needed and no
-    generator is given) and the subclass's own settings; unknown keywords raise TypeError.
+    generator is given), ``randomised`` (whether the model is random at test time; None: it is
+    if it carries EnResNet noise) and the subclass's own settings; unknown keywords raise TypeError.
     x_adv must lie in the ε-ball around x and in [0, 1] (checked by the engine, §6.1).
 
     ``generator``: a ``torch.Generator``, the attack's only source of randomness (PGD's
@@ -63,10 +65,12 @@ class Attack:
     norms: tuple[str, ...] = ("Linf",)  # the ε-balls this attack searches (protocol.ThreatModel.norm)
 
     def __init__(self, model: nn.Module, eps: float | None = None, device: str | torch.device = "cpu",
-                 seed: int = 0, norm: str = "Linf", **kwargs):
+                 seed: int = 0, norm: str = "Linf", randomised: bool | None = None, **kwargs):
         if norm not in self.norms:
             raise UnknownNormError(self.name, norm, self.norms)
         self.model = model
+        # random at test time: the engine says (it may know from a probe); else the model's noise modules
+        self.randomised = is_stochastic(model) if randomised is None else bool(randomised)
         self.eps = float(default_eps(norm) if eps is None else eps)
         self.norm = norm
         self.device = torch.device(device)

@@ -6,7 +6,8 @@ logit − true logit, driven by L∞ PGD as in Madry et al.'s evaluation (arXiv 
 the "CW-L∞" of the robustness literature. For the papers' own, weaker C&W see ``cw-paper``.
 
 Settings: 30 steps, α = 0.8/255, no random start, margin loss, eot_iter 1, first-success
-return (docs/protocol.md §6.2); in the standard leaderboard battery. Under the L2 threat model
+return (the last iterate on a randomised model; docs/protocol.md §6.2); in the standard
+leaderboard battery. Under the L2 threat model
 the same PGD runs in the L2 ball with α = 2.5 · ε / 30 (``pgd.L2_STEP``; 0.0417 at ε = 0.5). Deterministic: draws
 nothing from ``generator``. Returns x_adv, per point the first misclassified iterate, else
 the last.

@@ -9,7 +9,7 @@ constants, stated in the README and docs/protocol.md §6.8.
 
 Checks read from the result record alone (the leaderboard applies them to every row):
 ``not-robust``, ``fgsm-beats-pgd``, ``black-box-beats-white-box``, ``square-beats-white-box``
-(per-point outcomes), ``eot-gap``, ``eps-not-monotone``, ``zero-gradients``, ``stochastic`` (as
+(per-point outcomes), ``eot-gap``, ``noisy-early-stop``, ``eps-not-monotone``, ``zero-gradients``, ``stochastic`` (as
 the record says). Checks that need the model (a short probe on the first points, :func:`probe`):
 ``stochastic`` (two passes compared), ``forward-calls-backward``, ``probability-output``,
 ``zero-gradients`` (measured directly), ``unstable-predictions`` (Pintor et al., NeurIPS 2022),
@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from ..attacks.base import ce_loss, is_white_box, margin_loss
 from ..attacks.gradient import input_gradient, random_start, zero_grad_fraction
-from ..attacks.pgd import PGD
+from ..attacks.pgd import PGD, RETURNS_TEXT
 from ..models.noise import noise_seed
 from ..protocol import eps_text, has_eot
 from .evaluate import resolve_device
@@ -106,6 +106,9 @@ FLAG_HELP = {
                "without EOT, the randomness hides the gradient",
     "eps-not-monotone": "robust accuracy rises with a larger ε on the ε curve: the attack is not finding "
                         "the adversarial examples that must exist",
+    "noisy-early-stop": "a randomised model whose gradient attacks stopped each point at the first iterate "
+                        "misclassified under one noise draw: the scoring pass's fresh draw often classifies that "
+                        "boundary point correctly, so those attacks' robust accuracy is too high",
     "large-eps-not-broken": "at ε = 64/255 a long PGD does not break nearly every point: the attack cannot "
                             "follow the gradient even where almost any image is reachable",
     "zero-gradients": "all-zero or non-finite input gradients (saturated or non-differentiable parts): on more "
@@ -200,6 +203,8 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
     else:
         out.append(Finding("eot-gap", "n/a", "needs a randomised model with pgd20 and eot-pgd20"))
 
+    out.append(_early_stop_finding(r))
+
     if curve and len(curve) >= 2:
         pts = sorted(curve.items())
         rises = any(100 * (a2 - a1) > EPS_TOLERANCE_PP for (_, a1), (_, a2) in pairwise(pts))
@@ -222,6 +227,20 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
     else:
         out.append(Finding("stochastic", "pass", "deterministic at test time (record; the probe tests the model)"))
     return out
+
+
+def _early_stop_finding(r: Result) -> Finding:
+    """noisy-early-stop: a randomised model attacked by a gradient attack that stopped each point
+    at its first iterate misclassified under one noise draw (qrobench <= 0.4.0's default there)."""
+    name = "noisy-early-stop"
+    if not r.stochastic:
+        return Finding(name, "n/a", "deterministic model: a misclassified iterate stays misclassified")
+    early = [a for a, st in r.attacks.items() if (st or {}).get("returns") == RETURNS_TEXT["first-success"]]
+    if early:
+        return Finding(name, "flag", f"{', '.join(early)} stopped each point at its first iterate misclassified "
+                                     "under one noise draw; their robust accuracy is an overestimate (re-run: "
+                                     "randomised models now get the last iterate)")
+    return Finding(name, "pass", "no gradient attack stopped on one noise draw")
 
 
 def _twin_finding(r: Result) -> Finding:
@@ -400,7 +419,8 @@ def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu", seed
     out.append(_unstable_finding(model, xc, yc, seed, device))
 
     atk = PGD(model, steps=PROBE_STEPS, step_size=LARGE_EPS / 10, random_start=True, loss="ce",
-              eps=LARGE_EPS, device=device, eot_iter=10 if stochastic or measured_random else 1)
+              eps=LARGE_EPS, device=device, eot_iter=10 if stochastic or measured_random else 1,
+              randomised=stochastic or measured_random)  # random: the last iterate (§6.4)
     with noise_seed(model, batch_seed(seed, 1, 0, ATTACK_NOISE), device):
         x_adv = atk.perturb(xc, yc, generator=generator(device, seed, 1, 0, ATTACK_GENERATOR))
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, 1, 0, SCORE_NOISE), device):
@@ -508,10 +528,14 @@ def combine(record: list[Finding], probed: list[Finding] | None) -> list[Finding
 
 
 def findings_of(r: Result, curve: dict[float, float] | None = None) -> list[Finding]:
-    """The stored diagnosis of a result (``qrobench diagnose``), else the record-only checks."""
+    """The stored diagnosis of a result (``qrobench diagnose``), else the record-only checks; a
+    record check added after the diagnosis was stored is run on the record and appended."""
+    fresh = record_findings(r, curve)
     if r.diagnostics and r.diagnostics.get("findings"):
-        return [Finding(**f) for f in r.diagnostics["findings"]]
-    return record_findings(r, curve)
+        stored = [Finding(**f) for f in r.diagnostics["findings"]]
+        have = {f.check for f in stored}
+        return stored + [f for f in fresh if f.check not in have]
+    return fresh
 
 
 def flags(findings: list[Finding]) -> list[str]:

@@ -229,7 +229,7 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
     name = getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
 
     built = {a: create_attack(a, model, eps=cfg.eps, norm=cfg.norm, device=device, seed=cfg.seed,
-                              **cfg.attack_options.get(a, {}))
+                              randomised=stochastic, **cfg.attack_options.get(a, {}))
              for a in cfg.attacks}
 
     run_flags: set[str] = set(flags)
