@@ -60,7 +60,7 @@ class CheckRow:
     stored: float  # fractions
     measured: float
     delta_pp: float
-    status: str  # ok | REGRESSED | improved
+    status: str  # ok | REGRESSED | improved | settings changed (not like for like: no verdict)
     checkpoint: str  # same | changed (card sha256 vs the baseline's)
 
 
@@ -96,15 +96,29 @@ def _metrics(result: Result) -> dict[str, float]:
     return m
 
 
+SETTINGS_CHANGED = "settings changed"
+
+
+def changed_settings(stored: Result, measured: Result) -> list[str]:
+    """The attacks whose settings differ between the baseline and this run (e.g. a randomised
+    model's PGD now returns the last iterate, docs/protocol.md §6.4)."""
+    return [a for a in stored.robust_acc if stored.attacks.get(a) != measured.attacks.get(a)]
+
+
 def compare(stored: Result, measured: Result, tolerance_pp: float) -> list[CheckRow]:
-    """One row per metric of the baseline; a drop of more than ``tolerance_pp`` regresses."""
+    """One row per metric of the baseline; a drop of more than ``tolerance_pp`` regresses. A
+    metric whose attack settings changed since the baseline gets no verdict: it is not like for
+    like, and the baseline needs ``--update``."""
     same = stored.card_sha256 == measured.card_sha256
     now = _metrics(measured)
+    changed = set(changed_settings(stored, measured))
     rows = []
     for metric, before in _metrics(stored).items():
         after = now[metric]
         delta = 100.0 * (after - before)
         status = "REGRESSED" if delta < -tolerance_pp else ("improved" if delta > tolerance_pp else "ok")
+        if metric in changed or (metric == "worst case" and changed):
+            status = SETTINGS_CHANGED
         rows.append(CheckRow(stored.model, metric, before, after, delta, status,
                              "same" if same else "changed"))
     return rows
@@ -214,11 +228,16 @@ def cmd_check(args) -> int:
     rows = run_check(zoo, args.results_dir, models, args.tolerance, args.data_dir, args.device,
                      args.batch_size, not args.quiet)
     print(format_rows(rows))
+    moved = sorted({r.model for r in rows if r.status == SETTINGS_CHANGED})
+    if moved:
+        print(f"WARNING: the attack settings of {', '.join(moved)} changed since the baseline, so those metrics are "
+              f"not compared; re-baseline with 'qrobench check --update --models {','.join(moved)}'")
     bad = [r for r in rows if r.status == "REGRESSED"]
     if bad:
         names = sorted({r.model for r in bad})
         print(f"FAIL: {len(bad)} metric(s) of {', '.join(names)} dropped by more than {args.tolerance:g} "
               "percentage points")
         return EXIT_REGRESSION
-    print(f"OK: every metric within {args.tolerance:g} percentage points of its baseline")
+    print(f"OK: every {'compared ' if moved else ''}metric within {args.tolerance:g} percentage points of its "
+          "baseline")
     return EXIT_OK

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from qrobench.check import CHECK_ATTACKS, CHECK_N, CHECK_SEED, CheckRow, compare
+from qrobench.check import CHECK_ATTACKS, CHECK_N, CHECK_SEED, SETTINGS_CHANGED, CheckRow, compare
 from qrobench.cli import main
 from qrobench.engine import Result
 from qrobench.errors import QrobenchError
@@ -90,6 +90,19 @@ def test_compare_flags_only_drops_beyond_tolerance():
     assert rows["pgd20"].status == "REGRESSED" and rows["pgd20"].delta_pp == pytest.approx(-5)
     assert rows["fgsm"].status == "improved" and rows["worst case"].status == "REGRESSED"
     assert all(isinstance(r, CheckRow) and r.checkpoint == "same" for r in rows.values())
+
+
+def test_compare_gives_no_verdict_where_the_attack_settings_changed():
+    first = {"steps": 20, "returns": "first misclassified iterate, else last"}
+    stored = Result(model="m", card_sha256="a", clean_acc=0.50, robust_acc={"pgd20": 0.45, "fgsm": 0.4},
+                    worst_case_acc=0.40, attacks={"pgd20": first, "fgsm": {"steps": 1}})
+    measured = dataclasses.replace(stored, robust_acc={"pgd20": 0.35, "fgsm": 0.4}, worst_case_acc=0.35,
+                                   attacks={"pgd20": {**first, "returns": "last iterate"}, "fgsm": {"steps": 1}})
+    rows = {r.metric: r for r in compare(stored, measured, tolerance_pp=2.0)}
+    assert rows["pgd20"].status == SETTINGS_CHANGED and rows["worst case"].status == SETTINGS_CHANGED
+    assert rows["fgsm"].status == "ok" and rows["clean"].status == "ok"
+    same = {r.metric: r for r in compare(stored, dataclasses.replace(measured, attacks=stored.attacks), 2.0)}
+    assert same["pgd20"].status == "REGRESSED"  # the same settings: a drop is a regression
 
 
 def test_default_protocol_is_fixed():
