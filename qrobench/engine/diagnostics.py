@@ -231,7 +231,7 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
 
 def _early_stop_finding(r: Result) -> Finding:
     """noisy-early-stop: a randomised model attacked by a gradient attack that stopped each point
-    at its first iterate misclassified under one noise draw (qrobench <= 0.4.0's default there)."""
+    at its first iterate misclassified under one noise draw (the default there until commit 6c80ebd)."""
     name = "noisy-early-stop"
     if not r.stochastic:
         return Finding(name, "n/a", "deterministic model: a misclassified iterate stays misclassified")
