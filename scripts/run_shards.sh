@@ -4,8 +4,10 @@
 # what is committed (a killed shard continues from its journal with --resume).
 #
 # Usage: scripts/run_shards.sh MODEL ATTACK K [extra 'qrobench run' options...]
-#   N=1000 (points) and QROBENCH_CODE=<checkout> (run the code of another checkout, e.g. a
-#   `git worktree` of a fixed commit, so that editing this tree cannot change a running job).
+#   N=1000 (points), SEED (one seed of a randomised model's three: the file name gains
+#   __seedS; unset: seed 0, no suffix), DEVICE=cpu (cuda on an accelerator) and
+#   QROBENCH_CODE=<checkout> (run the code of another checkout, e.g. a `git worktree` of a
+#   fixed commit, so that editing this tree cannot change a running job).
 # Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json; merge them with
 #   qrobench merge results/pieces/MODEL/MODEL__ATTACK__shard*ofK.json --output ...
 set -uo pipefail
@@ -24,19 +26,19 @@ commit() {  # commit one finished shard, retrying while another git command hold
   git ls-files --error-unmatch "$1" >/dev/null 2>&1 && return 0
   git add "$1"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    git commit -q -m "$model $attack: shard $2 of $k (n = $n, batch $bs, CPU, 1 thread)" -- "$1" && return 0
+    git commit -q -m "$model $attack${SEED:+ seed $SEED}: shard $2 of $k (n = $n, batch $bs, ${DEVICE:-cpu}, 1 thread)" -- "$1" && return 0
     sleep 7
   done
 }
 mkdir -p "results/pieces/$model"
 for ((i = 0; i < k; i++)); do
-  out="results/pieces/$model/${model}__${attack}__shard${i}of${k}.json"
+  out="results/pieces/$model/${model}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
   while pgrep -f -- "--output $out" >/dev/null; do sleep 30; done  # another runner has it
   if [ -f "$out" ]; then commit "$out" "$i"; continue; fi
   resume=(); [ -f "$out.journal" ] && resume=(--resume)
   echo "$(date -u +%FT%TZ) start $out"
   "${run[@]}" run --model "$model" --attacks "$attack" --repeats 1 --n "$n" --batch-size "$bs" \
-    --shard "$i/$k" --device cpu --output "$out" --quiet "${resume[@]}" "$@" || exit 1
+    --shard "$i/$k" --device "${DEVICE:-cpu}" --seed "${SEED:-0}" --output "$out" --quiet "${resume[@]}" "$@" || exit 1
   echo "$(date -u +%FT%TZ) done $out"
   commit "$out" "$i"
 done
