@@ -200,7 +200,7 @@ def test_diagnose_prints_the_checks_and_stores_them_in_the_result(zoo, data_dir,
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in stdout.splitlines()
             if line.startswith("| ") and "check" not in line}
     assert rows["fgsm-beats-pgd"] == "pass" and rows["black-box-beats-white-box"] == "n/a"  # no black-box run
-    assert rows["large-eps-not-broken"] == "pass" and len(rows) == 15
+    assert rows["large-eps-not-broken"] == "pass" and rows["noisy-early-stop"] == "n/a" and len(rows) == 16
     assert rows["twin-mismatch"] == "n/a" and rows["incomplete-optimisation"] in ("pass", "FLAG")
     stored = json.loads(out.read_text())["diagnostics"]
     assert [f["check"] for f in stored["findings"]] == list(rows) and stored["probe"]["points"] == 30

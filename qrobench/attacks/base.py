@@ -70,7 +70,8 @@ class Attack:
             raise UnknownNormError(self.name, norm, self.norms)
         self.model = model
         # random at test time: the engine says (it may know from a probe); else the model's noise modules
-        self.randomised = is_stochastic(model) if randomised is None else bool(randomised)
+        self.randomised = (isinstance(model, nn.Module) and is_stochastic(model)) if randomised is None \
+            else bool(randomised)
         self.eps = float(default_eps(norm) if eps is None else eps)
         self.norm = norm
         self.device = torch.device(device)
