@@ -418,9 +418,9 @@ def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu", seed
                        f"CE input gradient (flag above {100 * ZERO_GRAD_PROBE_FRACTION:g} %)"))
     out.append(_unstable_finding(model, xc, yc, seed, device))
 
+    random = stochastic or measured_random  # EOT, and the last iterate (§6.4)
     atk = PGD(model, steps=PROBE_STEPS, step_size=LARGE_EPS / 10, random_start=True, loss="ce",
-              eps=LARGE_EPS, device=device, eot_iter=10 if stochastic or measured_random else 1,
-              randomised=stochastic or measured_random)  # random: the last iterate (§6.4)
+              eps=LARGE_EPS, device=device, eot_iter=10 if random else 1, randomised=random)
     with noise_seed(model, batch_seed(seed, 1, 0, ATTACK_NOISE), device):
         x_adv = atk.perturb(xc, yc, generator=generator(device, seed, 1, 0, ATTACK_GENERATOR))
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, 1, 0, SCORE_NOISE), device):
