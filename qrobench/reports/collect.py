@@ -31,8 +31,9 @@ REPORTED_SCHEMA = "qrobench-reported-v1"
 # that a zoo result was merged from (its merged_from names them), which must not be listed beside it;
 # fullset/ holds full-test-set runs of a partial battery, which must not displace a complete row;
 # threats/ holds the weight threats (bit errors), tabled by the studies, never ranked against attacks;
-# retired/ holds the results of models retired from the zoo (model_zoo/HISTORY.md).
-SKIP_DIRS = ("check", "reference", "pieces", "sweeps", "weights", "fullset", "threats", "retired")
+# retired/ holds the results of models retired from the zoo, superseded/ the results of zoo models
+# that a re-measurement replaced (model_zoo/HISTORY.md says why), kept to be read, never ranked.
+SKIP_DIRS = ("check", "reference", "pieces", "sweeps", "weights", "fullset", "threats", "retired", "superseded")
 REQUIRED_REPORTED_FIELDS = ("model", "architecture", "ensemble", "precision", "clean_acc", "robust_acc")
 EPS_TOL = 1e-6
 

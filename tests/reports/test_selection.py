@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from qrobench.engine.results import Result
+from qrobench.engine.results import Result, write_result
 from qrobench.reports.collect import (
     ResultFile,
     ResultKey,
     at_eps,
+    find_results,
     select,
     select_per_key,
     worst_case_curves,
@@ -37,6 +38,16 @@ def test_one_result_per_model_threat_model_eps_and_dataset():
     assert at_eps(picked, EPS8) == [other, big]  # the table's slice: linf, cifar10, by model
     assert at_eps(picked, EPS8, threat_model="l2") == [l2]
     assert at_eps(picked, EPS8, dataset="cifar10-c") == [c10c]
+
+
+def test_only_live_results_are_read(tmp_path):
+    """Kept files (retired and superseded models, the pieces a row was merged from, the CI
+    baselines) stay readable on disk but never reach a table."""
+    r = rf("m", "m").result
+    for folder in ("zoo", "retired/zoo", "superseded/zoo", "pieces/m", "check", "threats/l2/.x"):
+        (tmp_path / folder).mkdir(parents=True)
+        write_result(r, tmp_path / folder / "m.json")
+    assert [f.path.relative_to(tmp_path).as_posix() for f in find_results(tmp_path)] == ["zoo/m.json"]
 
 
 def test_eps_within_tolerance_is_one_eps():
