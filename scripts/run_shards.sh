@@ -8,8 +8,9 @@
 #   __seedS; unset: seed 0, no suffix), DEVICE=cpu (cuda on an accelerator) and
 #   QROBENCH_CODE=<checkout> (run the code of another checkout, e.g. a `git worktree` of a
 #   fixed commit, so that editing this tree cannot change a running job).
-# Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json; merge them with
-#   qrobench merge results/pieces/MODEL/MODEL__ATTACK__shard*ofK.json --output ...
+# Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json; scripts/merge_pieces.sh
+# MODEL merges them into the zoo row. A randomised model's pieces must share one batch size
+# (N/K) and device, or they cannot be merged: the script refuses a K or DEVICE that differs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 model=$1; attack=$2; k=$3; shift 3
@@ -31,6 +32,22 @@ commit() {  # commit one finished shard, retrying while another git command hold
   done
 }
 mkdir -p "results/pieces/$model"
+# A randomised model's clean pass draws its noise per batch on the run's device, so pieces of
+# other batch sizes or devices would never merge with these (docs/protocol.md §6): refuse now,
+# not after hours of compute.
+python3 - "results/pieces/$model" "$bs" "${DEVICE:-cpu}" <<'PY' || exit 2
+import json, sys
+from pathlib import Path
+folder, bs, device = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+for f in sorted(folder.glob("*.json")):
+    d = json.loads(f.read_text())
+    if not d.get("stochastic"):
+        continue
+    if d.get("batch_size") != bs or d.get("device") != device:
+        sys.exit(f"{f.name} measured this randomised model at batch {d.get('batch_size')} on {d.get('device')}; "
+                 f"these shards would run at batch {bs} on {device} and could not be merged with it. Choose K so "
+                 f"that N/K = {d.get('batch_size')} (and DEVICE={d.get('device')}), or move the old pieces aside.")
+PY
 for ((i = 0; i < k; i++)); do
   out="results/pieces/$model/${model}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
   while pgrep -f -- "--output $out" >/dev/null; do sleep 30; done  # another runner has it
