@@ -56,7 +56,13 @@ class RunsSummary:
                         why = (f"its result (qrobench {row.get('version') or '< 0.2'}) predates per-point "
                                "outcomes, so the whole battery must be re-run"
                                + (f" with {STOCHASTIC_REPEATS} seeds; aa-rand alone costs about 10 s per point "
-                                  "and seed on 2 CPU cores, a job for an accelerator" if row.get("stochastic") else ""))
+                                  "and seed on 2 CPU cores, a job for an accelerator: scripts/device_battery.sh"
+                                  if row.get("stochastic") else ""))
+                    elif row.get("stochastic"):  # its noise depends on the batch and device: keep both
+                        why = (f"run `qrobench run --model {row['model']} --attacks {','.join(row['missing_attacks'])} "
+                               f"--batch-size {row.get('batch_size')} --device {row.get('device')}` for each seed "
+                               "(a randomised model's noise depends on both, so other values cannot be merged) and "
+                               "`qrobench merge` it in")
                     else:
                         why = f"run `qrobench run --model {row['model']} --attacks {','.join(row['missing_attacks'])}` " \
                               "and `qrobench merge` it in"
@@ -97,7 +103,8 @@ def summarize_runs(results: list[ResultFile], sel: Selection, cards: dict, inval
             row = {"model": r.model, "n": n, "repeats": few_seeds, "missing_attacks": missing,
                    "stochastic": stochastic}
             if missing:
-                row.update(outcomes=r.result.has_outcomes, version=r.result.qrobench_version)
+                row.update(outcomes=r.result.has_outcomes, version=r.result.qrobench_version,
+                           batch_size=r.result.batch_size, device=r.result.device)
             s.short_of_protocol.append(row)
     s.measured = sorted(fresh_at_eps)
     s.missing = sorted(set(cards) - any_at_eps)

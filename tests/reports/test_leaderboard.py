@@ -6,12 +6,14 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from qrobench.cli import main
 from qrobench.engine import Result, read_result
+from qrobench.engine.results import SeedResult
 from qrobench.models import create_model
 from qrobench.reports.collect import ResultFile, pick_one, select
 from qrobench.reports.leaderboard import build_table, filter_table, sort_table
@@ -209,7 +211,7 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
 
     full = ["fgsm", "pgd20", "cw", "square"]
     cards = {m: SimpleNamespace(sha256="a") for m in ("complete", "no-square", "few-points", "en-no-eot",
-                                                      "en-complete", "en-one-seed")}
+                                                      "en-complete", "en-one-seed", "en-no-aa")}
     en_full = full + ["eot-pgd20", "aa-rand"]
     cards["no-aa"] = SimpleNamespace(sha256="a")
     results = [result("complete", 1000, full + ["aa", "transfer"]),
@@ -219,16 +221,24 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
                result("en-no-eot", 1000, full, stochastic=True),
                result("en-complete", 1000, en_full, stochastic=True),
                result("en-one-seed", 1000, en_full, stochastic=True, repeats=1)]
+    # a randomised row with per-point outcomes, measured at batch 250 on the CPU, lacking aa-rand
+    en_no_aa = result("en-no-aa", 1000, en_full[:-1], stochastic=True)
+    ok = np.ones(1000, dtype=bool)
+    en_no_aa.result.batch_size, en_no_aa.result.device = 250, "cpu"
+    en_no_aa.result.per_seed = [SeedResult.from_masks(s, ok, {a: ok for a in en_full[:-1]}) for s in range(3)]
+    results.append(en_no_aa)
     s = summarize_runs(results, select(results, cards, 8 / 255), cards)
     assert s.short_of_protocol == [
+        {"model": "en-no-aa", "n": 1000, "repeats": None, "missing_attacks": ["aa-rand"], "stochastic": True,
+         "outcomes": True, "version": "", "batch_size": 250, "device": "cpu"},
         {"model": "en-no-eot", "n": 1000, "repeats": None, "missing_attacks": ["eot-pgd20", "aa-rand"],
-         "stochastic": True, "outcomes": False, "version": ""},
+         "stochastic": True, "outcomes": False, "version": "", "batch_size": None, "device": ""},
         {"model": "en-one-seed", "n": 1000, "repeats": 1, "missing_attacks": [], "stochastic": True},
         {"model": "few-points", "n": 500, "repeats": None, "missing_attacks": [], "stochastic": False},
         {"model": "no-aa", "n": 1000, "repeats": None, "missing_attacks": ["aa"], "stochastic": False,
-         "outcomes": False, "version": ""},
+         "outcomes": False, "version": "", "batch_size": None, "device": ""},
         {"model": "no-square", "n": 1000, "repeats": None, "missing_attacks": ["square"], "stochastic": False,
-         "outcomes": False, "version": ""}]
+         "outcomes": False, "version": "", "batch_size": None, "device": ""}]
     text = "\n".join(s.lines())
     assert "  - few-points: n = 500" in text and "  - no-square: no square (its result" in text
     assert "  - no-aa: no aa (its result (qrobench < 0.2) predates per-point outcomes" in text
@@ -237,6 +247,9 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
     no_aa_line = next(line for line in text.splitlines() if line.startswith("  - no-aa"))
     assert "with 3 seeds" in en_line and "accelerator" in en_line and "accelerator" not in no_aa_line
     assert "complete" not in text.split("less than the leaderboard protocol")[1]
+    # its missing attack must run at the row's batch size and device, or it cannot be merged
+    assert ("  - en-no-aa: no aa-rand (run `qrobench run --model en-no-aa --attacks aa-rand --batch-size 250 "
+            "--device cpu` for each seed") in text
 
 
 def test_svg_plots_are_byte_identical_across_rebuilds(tmp_path):
