@@ -241,19 +241,35 @@ def _run_weight_threat(args, command: str) -> int:
     from .zoo.store import Zoo
 
     tm = args.threat_model
-    given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--resume", "--twin")
+    attacked = tm == "bit-errors" and any(a == "--attacks" or a.startswith("--attacks=") for a in args.argv)
+    flags = ("--onnx", "--shard", "--workers", "--cascade", "--resume", "--twin")
+    given = [f for f in (flags if attacked else ("--attacks", "--eps") + flags)
              if any(a == f or a.startswith(f + "=") for a in args.argv)]
     if given:
-        raise QrobenchError(f"--threat-model {tm} perturbs the stored weights and runs no input attacks; drop "
-                            f"{', '.join(given)}")
+        what = ("runs its one input attack in one process per error pattern" if attacked else
+                "perturbs the stored weights and runs no input attacks (bit-errors takes one, e.g. --attacks pgd20)")
+        raise QrobenchError(f"--threat-model {tm} {what}; drop {', '.join(given)}")
+    attack, eps = None, None
+    if attacked:  # an input attack on the model holding the errors
+        if len(args.attacks) != 1:
+            raise QrobenchError(f"--threat-model bit-errors runs one input attack under the errors (e.g. --attacks "
+                                f"pgd20), got {len(args.attacks)}: {','.join(args.attacks)}")
+        if args.eps is not None and len(args.eps) != 1:
+            raise QrobenchError("--threat-model bit-errors with --attacks takes one --eps (the L∞ budget)")
+        attack, eps = args.attacks[0], (args.eps[0] if args.eps else None)
     if (tm == "bit-errors" and args.cap is not None) or (tm == "bit-flip" and args.patterns is not None):
         raise QrobenchError("--patterns belongs to bit-errors, --cap to bit-flip")
     if args.model is None:
         raise QrobenchError(f"--threat-model {tm} needs --model (a zoo model's stored codes)")
-    out = Path(args.output) if args.output else default_output_path(f"{args.model}__{tm}", args.results_dir)
+    stem = f"{args.model}__{tm}" + (f"+{attack}" if attack else "")
+    out = Path(args.output) if args.output else default_output_path(stem, args.results_dir)
     model, card = Zoo(args.zoo_dir).load(args.model)
     data = load_test_set(args.dataset, args.n, args.data_dir)
-    if tm == "bit-errors":
+    if attack:
+        result = bit_errors.evaluate_bit_errors_attacked(
+            model, data, attack=attack, patterns=args.patterns or bit_errors.PATTERNS, seed=args.seed, eps=eps,
+            float_as=args.float_as, batch_size=args.batch_size, card=card, command=command)
+    elif tm == "bit-errors":
         result = bit_errors.evaluate_bit_errors(model, data, patterns=args.patterns or bit_errors.PATTERNS,
                                                 seed=args.seed, float_as=args.float_as, batch_size=args.batch_size,
                                                 card=card, command=command)

@@ -7,6 +7,11 @@ and restored. A result record holds one "seed" per pattern and one column per ra
 mean ± std over patterns, the worst pattern and per-point outcomes come from the same
 machinery as the attacks'. A point counts when it is classified correctly both without and
 with the errors (robust ≤ clean, as everywhere in qrobench).
+
+Attacked (``evaluate_bit_errors_attacked``): an input attack (pgd20 at the leaderboard's ε) on
+the model with each error pattern written, the same patterns as the unattacked record's at that
+rate, so the two records pair pattern by pattern. A point counts when it is correct without the
+errors and survives the attack with them.
 """
 
 from __future__ import annotations
@@ -17,17 +22,21 @@ import torch
 import torch.nn as nn
 
 from ..data.cifar10 import EvalData
+from ..engine.config import make_config
+from ..engine.evaluate import evaluate
 from ..engine.results import Result, SeedResult
 from ..engine.seeding import predict
 from ..errors import QrobenchError
 from ..models.noise import is_stochastic
 from ..quant.measure import measure_weights
+from ..toolkits import DeployedModel, model_format
 from ..toolkits.writers import writable
 from .codes_io import INT8_PTQ, StoredLayer, decode, encode, stored_layers
 from .record import weight_threat_result
 
 RATES = (1e-4, 1e-3, 5e-3, 1e-2)  # 0.01, 0.1, 0.5 and 1 % of the stored bits
 PATTERNS = 25
+ATTACKED_RATE = 1e-3  # robust accuracy under bit errors is measured at p = 0.1 % (issue #26)
 THREAT_MODEL = "bit-errors"
 _STREAM = 0xB17E  # the error patterns' own seed stream, apart from the attacks'
 
@@ -38,6 +47,10 @@ def _pattern_seed(seed: int, rate_index: int, pattern: int) -> int:
 
 def rate_name(p: float) -> str:
     return f"ber-{100 * p:g}%"
+
+
+def attacked_name(attack: str, p: float) -> str:
+    return f"{attack}@{rate_name(p)}"
 
 
 def flip(words: torch.Tensor, bits: int, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -84,8 +97,8 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
     try:
         for k in range(patterns):
             masks = {}
-            for j, p in enumerate(rates):
-                gen = torch.Generator().manual_seed(_pattern_seed(seed, j, k))
+            for p in rates:
+                gen = torch.Generator().manual_seed(_pattern_seed(seed, _rate_index(p), k))
                 flips[rate_name(p)].append(with_errors(layers, p, gen))
                 masks[rate_name(p)] = clean & (predict(model, data.x, batch_size, dev, (seed, 0, 0)).cpu() == data.y)
                 restore(layers)
@@ -95,8 +108,66 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
     total_bits = sum(layer.words.numel() * layer.bits for layer in layers)
     settings = {rate_name(p): {"rate": p, "patterns": patterns, "stored": stored, "bits_stored": total_bits,
                                "mean_flipped_bits": sum(flips[rate_name(p)]) / patterns,
-                               "pattern_seeds": f"generator seeded by (seed, {_STREAM:#x}, rate index, pattern)"}
+                               "pattern_seeds": f"generator seeded by (seed, {_STREAM:#x}, rate index, pattern); "
+                                                "the rate index is the rate's position in RATES"}
                 for p in rates}
     return weight_threat_result(model, card, stats, stored, data, threat_model=THREAT_MODEL, attacks=settings,
                                 per_seed=runs, batch_size=batch_size, started=t0, command=command,
                                 stochastic=is_stochastic(model), flags=[])
+
+
+def _rate_index(p: float) -> int:
+    """The pattern stream of rate ``p``: the unattacked record's index where it has this rate, so
+    both records draw the same error patterns; other rates get streams past those."""
+    for j, q in enumerate(RATES):
+        if abs(q - p) <= 1e-12:
+            return j
+    return len(RATES) + int(round(p * 1e9))
+
+
+def evaluate_bit_errors_attacked(model: nn.Module, data: EvalData, *, attack: str = "pgd20",
+                                 rate: float = ATTACKED_RATE, patterns: int = PATTERNS, seed: int = 0,
+                                 eps: float | None = None, float_as: str = INT8_PTQ, batch_size: int = 250,
+                                 card=None, command: str | None = None) -> Result:
+    """Robust accuracy under random bit errors (see the module docstring): per error pattern, one
+    engine evaluation of ``attack`` (L∞, ε default 8/255) on the model holding the errors."""
+    if patterns < 1:
+        raise QrobenchError(f"patterns must be at least 1, got {patterns}")
+    if not 0 < rate < 1:
+        raise QrobenchError(f"a bit error rate is a fraction in (0, 1), got {rate}")
+    model = writable(model).cpu().eval()  # a Brevitas model: its materialised copy, attacked directly
+    fmt = "onnx" if isinstance(model, DeployedModel) else model_format(model)
+    if isinstance(model, DeployedModel) or fmt in ("torch-ao", "pt2e"):
+        raise QrobenchError(f"{attack} under bit errors needs a model whose forward has an input gradient; this "
+                            f"{fmt} model runs on integer kernels and is attacked through a twin, which would not "
+                            f"hold the errors. Measure its bit errors without --attacks")
+    stats = measure_weights(model)
+    layers, stored = stored_layers(model, float_as, toolkits=True)
+    name = attacked_name(attack, rate)
+    dev = torch.device("cpu")
+    t0 = time.perf_counter()
+    clean = predict(model, data.x, batch_size, dev, (seed, 0, 0)).cpu() == data.y
+    runs, flips, used = [], [], None
+    j = _rate_index(rate)
+    try:
+        for k in range(patterns):
+            gen = torch.Generator().manual_seed(_pattern_seed(seed, j, k))
+            flips.append(with_errors(layers, rate, gen))
+            cfg = make_config(attacks=[attack], n=len(data), eps=eps, seed=seed + k, repeats=1,
+                              batch_size=batch_size, device="cpu", progress=False)
+            used = evaluate(model, cfg, data=data)
+            survived = torch.from_numpy(used.masks(attack)[0])
+            runs.append(SeedResult.from_masks(seed + k, clean, {name: clean & survived}))
+            restore(layers)
+    finally:
+        restore(layers)
+    total_bits = sum(layer.words.numel() * layer.bits for layer in layers)
+    settings = {name: {"rate": rate, "patterns": patterns, "stored": stored, "bits_stored": total_bits,
+                       "mean_flipped_bits": sum(flips) / patterns, "attack": attack,
+                       "attack_settings": used.attacks[attack],
+                       "attack_seeds": "the run seed + pattern index, one engine evaluation per pattern",
+                       "pattern_seeds": f"generator seeded by (seed, {_STREAM:#x}, rate index {j}, pattern): "
+                                        "the unattacked record's patterns at this rate"}}
+    return weight_threat_result(model, card, stats, stored, data, threat_model=THREAT_MODEL, attacks=settings,
+                                per_seed=runs, batch_size=batch_size, started=t0, command=command,
+                                stochastic=is_stochastic(model), flags=[], eps=used.eps, norm=used.norm)

@@ -16,8 +16,9 @@ from ..engine.results import Result
 
 def weight_threat_result(model: nn.Module, card, stats, stored: str, data: EvalData, *, threat_model: str,
                          attacks: dict, per_seed: list, batch_size: int, started: float, command: str | None,
-                         **fields) -> Result:
-    """``stats``: measure_weights of the model before the threat; ``started``: perf_counter at the start."""
+                         eps: float = 0.0, norm: str = "none", **fields) -> Result:
+    """``stats``: measure_weights of the model before the threat; ``started``: perf_counter at the start;
+    ``eps``/``norm``: the input ball of an attack run under the threat (none by default)."""
     arch_cfg = getattr(model, "arch_config", None)
     result = Result(
         model=getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__,
@@ -25,7 +26,7 @@ def weight_threat_result(model: nn.Module, card, stats, stored: str, data: EvalD
         architecture=getattr(card, "architecture", type(model).__name__),
         ensemble=getattr(card, "ensemble", getattr(arch_cfg, "ensemble", 1)),
         precision=getattr(card, "precision", stats.precision), recipe=getattr(card, "recipe", None),
-        n=len(data), eps=0.0, norm="none", threat_model=threat_model, dataset="cifar10", attacks=attacks,
+        n=len(data), eps=eps, norm=norm, threat_model=threat_model, dataset="cifar10", attacks=attacks,
         sparsity=stats.sparsity, channel_sparsity=stats.channel_sparsity, size_bytes=stats.size_bytes,
         fp32_bytes=stats.fp32_bytes, compression=stats.compression, bits=stats.bits, n_params=stats.n_params,
         batch_size=batch_size, device="cpu", device_name=platform.processor() or "cpu",

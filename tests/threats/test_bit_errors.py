@@ -13,7 +13,14 @@ from qrobench.data.cifar10 import EvalData
 from qrobench.errors import QrobenchError
 from qrobench.models.registry import create_model
 from qrobench.quant.layers import set_quant_mode
-from qrobench.threats.bit_errors import evaluate_bit_errors, flip, rate_name, with_errors
+from qrobench.threats.bit_errors import (
+    attacked_name,
+    evaluate_bit_errors,
+    evaluate_bit_errors_attacked,
+    flip,
+    rate_name,
+    with_errors,
+)
 from qrobench.threats.codes_io import (
     FLOAT32,
     SIGN_MAGNITUDE,
@@ -107,9 +114,61 @@ def test_cli(tiny_zoo, data_dir, tmp_path, monkeypatch, capsys):
     assert d["threat_model"] == "bit-errors" and set(d["attacks"]) == {rate_name(p) for p in (1e-4, 1e-3, 5e-3, 1e-2)}
     assert "int8" in d["attacks"]["ber-0.1%"]["stored"] and len(d["per_seed"]) == 2
     capsys.readouterr()
-    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--attacks", "pgd20",
+    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-flip", "--attacks", "pgd20",
                  "--zoo-dir", str(tiny_zoo), "--output", str(out)]) == 2
     assert "runs no input attacks" in capsys.readouterr().err
+    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--attacks", "pgd20,cw",
+                 "--zoo-dir", str(tiny_zoo), "--output", str(out)]) == 2
+    assert "one input attack" in capsys.readouterr().err
+    assert json.loads(out.read_text())["threat_model"] == "bit-errors"  # the refusals left the result alone
+    attacked = tmp_path / "be_pgd.json"
+    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--attacks", "pgd20", "--n", "40",
+                 "--patterns", "2", "--zoo-dir", str(tiny_zoo), "--output", str(attacked), "--quiet"]) == 0
+    d = json.loads(attacked.read_text())
+    assert list(d["attacks"]) == ["pgd20@ber-0.1%"] and d["attacks"]["pgd20@ber-0.1%"]["attack"] == "pgd20"
+    assert d["eps"] == pytest.approx(8 / 255) and d["norm"] == "Linf" and len(d["per_seed"]) == 2
+
+
+def test_an_attack_under_errors_meets_the_same_patterns(tiny_trained, test_points):
+    """pgd20 under bit errors hits the model holding exactly the unattacked record's patterns: with
+    a vanishing ε it scores what the errors alone score, point for point; at 8/255 only points the
+    errors left correct can survive."""
+    model = create_model("preact_resnet", depth=8)
+    model.load_state_dict(tiny_trained.state_dict())
+    model.eval()
+    data = EvalData(test_points.x[:60], test_points.y[:60], test_points.source)
+    rate = 1e-2  # a tiny network has few bits: a rate at which patterns differ
+    alone = evaluate_bit_errors(model, data, rates=(rate,), patterns=3)
+    none = evaluate_bit_errors_attacked(model, data, rate=rate, patterns=3, eps=1e-7)
+    strong = evaluate_bit_errors_attacked(model, data, rate=rate, patterns=3)
+    name = attacked_name("pgd20", rate)
+    assert none.attacks[name]["pattern_seeds"].endswith("the unattacked record's patterns at this rate")
+    for a, n, s in zip(alone.masks(rate_name(rate)), none.masks(name), strong.masks(name), strict=True):
+        assert (n == a).all()
+        assert not (s & ~a).any()
+    assert none.masks("clean")[0].tolist() == alone.masks("clean")[0].tolist()
+    # the model is restored: the same clean predictions as before
+    with torch.no_grad():
+        assert torch.equal(model(data.x).argmax(1), tiny_trained(data.x).argmax(1))
+
+
+def test_an_attack_under_errors_needs_an_input_gradient():
+    """A torch.ao int8 model runs on integer kernels: its twin would not hold the errors."""
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 30 * 30, 10)).eval()
+    x = torch.rand(8, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(net, get_default_qconfig_mapping("x86"), (x[:2],))
+        prepared(x)
+        int8 = convert_fx(prepared)
+    with pytest.raises(QrobenchError, match="integer kernels"):
+        evaluate_bit_errors_attacked(int8, EvalData(x, torch.zeros(8, dtype=torch.long), "random"), patterns=1)
 
 
 def test_the_leaderboard_tables_bit_errors_apart(tiny_zoo, data_dir, tmp_path, monkeypatch):
@@ -120,9 +179,17 @@ def test_the_leaderboard_tables_bit_errors_apart(tiny_zoo, data_dir, tmp_path, m
     assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--n", "50", "--patterns", "2",
                  "--zoo-dir", str(tiny_zoo), "--output", str(res / "threats" / "bit-errors" / "res8-fp.json"),
                  "--quiet"]) == 0
+    assert main(["run", "--model", "res8-fp", "--threat-model", "bit-errors", "--attacks", "pgd20", "--n", "50",
+                 "--patterns", "1", "--zoo-dir", str(tiny_zoo), "--quiet",
+                 "--output", str(res / "threats" / "bit-errors" / "res8-fp__bit-errors+pgd20.json")]) == 0
     assert main(["leaderboard", "--results-dir", str(res), "--zoo-dir", str(tiny_zoo), "--no-plots"]) == 0
     md = (res / "leaderboard.md").read_text()
     assert "## Bit errors in the stored weights" in md and "int8 PTQ" in md
+    # the attacked record is a column of its model's row, marked where its patterns differ
+    table = md.split("## Bit errors in the stored weights")[1]
+    assert "pgd20 at 0.1 % (robust %)" in table and "(n = 50, 1 pattern)" in table
+    assert len([line for line in table.splitlines() if line.startswith("| res8-fp")]) == 1
+    assert "pgd20 under bit errors 0.1 %" in md
     lb = json.loads((res / "leaderboard.json").read_text())
     assert [r["model"] for r in lb["rows"]] == ["res8-fp"]  # one row: the bit errors are not a rival result
     html = (res / "leaderboard.html").read_text()

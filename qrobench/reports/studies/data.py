@@ -51,22 +51,31 @@ def bit_error_table(root: Path) -> pd.DataFrame:
     """One row per bit-error record (``results/threats/bit-errors``): mean ± std over the error
     patterns at each rate and the worst pattern, beside the model's bits and clean accuracy."""
     folder = root / BIT_ERRORS_DIR
-    rows = []
+    rows, attacked = {}, {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         r = read_result(path)
         if r.threat_model != "bit-errors":
             continue
         first = next(iter(r.attacks.values()), {})
-        row = {"model": r.model, "precision": r.precision, "bits": stored_bits(r.bits, first.get("stored", "")),
-               "stored": first.get("stored", ""),
-               "clean_pct": 100 * r.clean_acc, "patterns": r.repeats, "n": r.n, "file": path.name}
+        key = (r.model, first.get("stored", ""))
+        # an input attack under the errors (evaluate_bit_errors_attacked): columns of its model's row
+        target = attacked.setdefault(key, {}) if "attack" in first else rows.setdefault(key, {})
+        if "attack" not in first:
+            target.update({"model": r.model, "precision": r.precision, "bits": stored_bits(r.bits, key[1]),
+                           "stored": key[1], "clean_pct": 100 * r.clean_acc, "patterns": r.repeats, "n": r.n,
+                           "file": path.name})
         for a, settings in r.attacks.items():
-            tag = f"{100 * settings['rate']:g}"
-            row[f"ber{tag}_pct"] = 100 * r.robust_acc[a]
-            row[f"ber{tag}_std_pct"] = 100 * r.std.robust_acc.get(a, 0.0)
-            row[f"ber{tag}_worst_pct"] = 100 * min(s.robust_acc[a] for s in r.per_seed)
-        rows.append(row)
-    return pd.DataFrame(rows)
+            tag = f"{settings['attack']}_ber{100 * settings['rate']:g}" if "attack" in settings \
+                else f"ber{100 * settings['rate']:g}"
+            target[f"{tag}_pct"] = 100 * r.robust_acc[a]
+            target[f"{tag}_std_pct"] = 100 * r.std.robust_acc.get(a, 0.0)
+            target[f"{tag}_worst_pct"] = 100 * min(s.robust_acc[a] for s in r.per_seed)
+            if "attack" in settings:
+                target[f"{tag}_patterns"], target[f"{tag}_n"] = r.repeats, r.n
+    for key, cols in attacked.items():  # an attacked record without its unattacked one: a row of its own
+        rows.setdefault(key, {"model": key[0], "precision": None, "bits": None, "stored": key[1], "clean_pct": None,
+                              "patterns": None, "n": None, "file": None}).update(cols)
+    return pd.DataFrame(list(rows.values()))
 
 
 def stored_bits(model_bits: float, stored: str) -> float:
@@ -289,8 +298,9 @@ def threat_summary(zoo: dict[str, Result], cards: dict, l2: pd.DataFrame, corrup
         if name in corr_rows:
             row["corruptions_pct"] = corr_rows[name]["mean_pct"]
             row["corruptions_source"] = corr_rows[name]["source"]
-        if name in ber_rows and "ber0.1_pct" in ber_rows[name]:
-            row["ber0.1_pct"] = ber_rows[name]["ber0.1_pct"]
+        for col in ("ber0.1_pct", "pgd20_ber0.1_pct"):
+            if name in ber_rows and col in ber_rows[name] and not pd.isna(ber_rows[name][col]):
+                row[col] = ber_rows[name][col]
         if name in bfa_rows:
             t = bfa_rows[name]
             row["bfa_flips"] = None if t["flips"] is None or pd.isna(t["flips"]) else int(t["flips"])

@@ -60,7 +60,9 @@ BIT_ERROR_NOTE = ("Random bit errors in the stored weights (`qrobench run --thre
                   "§6.10): every stored bit flips with probability p, over seeded error patterns; accuracy counts the "
                   "points classified correctly with and without the errors, mean ± std over the patterns and the worst "
                   "pattern. Float models are quantized post-training to int8 for this threat ('stored' says so), "
-                  "their raw float32 words in the rows marked float32.")
+                  "their raw float32 words in the rows marked float32. 'pgd20 at 0.1 %': robust accuracy when pgd20 "
+                  "(L∞, ε = 8/255) attacks the model holding each of the same error patterns (`--attacks pgd20`), "
+                  "mean ± std over the patterns.")
 
 
 def _bit_error_rates(t: pd.DataFrame) -> list[str]:
@@ -73,16 +75,29 @@ def bit_errors_markdown(st: Studies, title: str) -> list[str]:
     if not len(t):
         return []
     rates = _bit_error_rates(t)
+    attacked = "pgd20_ber0.1_pct" in t.columns
     headers = ["model", "precision", "bits", "stored", "clean %"] + [f"p = {r} %" for r in rates] + \
-        ["worst pattern at 0.1 %", "patterns", "n"]
+        ["worst pattern at 0.1 %"] + (["pgd20 at 0.1 % (robust %)"] if attacked else []) + ["patterns", "n"]
     rows = []
     for _, r in t.sort_values(["bits", "model"]).iterrows():
-        cells = [f"{_fmt(r[f'ber{x}_pct'])} ± {_fmt(r[f'ber{x}_std_pct'])}" for x in rates]
+        cells = [_pm(r.get(f"ber{x}_pct"), r.get(f"ber{x}_std_pct")) for x in rates]
         stored = "float32" if "float32" in str(r["stored"]) else "int8 PTQ" if "post-training" in str(r["stored"]) \
             else "codes"
+        extra = [_pm(r.get("pgd20_ber0.1_pct"), r.get("pgd20_ber0.1_std_pct"))] if attacked else []
+        if extra and extra[0] != "—" and (r.get("pgd20_ber0.1_n"), r.get("pgd20_ber0.1_patterns")) != (r["n"], r["patterns"]):
+            k = _count(r.get("pgd20_ber0.1_patterns"))
+            extra[0] += f" (n = {_count(r.get('pgd20_ber0.1_n'))}, {k} pattern{'' if k == '1' else 's'})"
         rows.append([r["model"], r["precision"], _fmt(r["bits"], 2), stored, _fmt(r["clean_pct"]), *cells,
-                     _fmt(r.get("ber0.1_worst_pct")), str(int(r["patterns"])), str(int(r["n"]))])
+                     _fmt(r.get("ber0.1_worst_pct")), *extra, _count(r["patterns"]), _count(r["n"])])
     return _md_table(title, BIT_ERROR_NOTE, headers, rows)
+
+
+def _pm(mean, std) -> str:
+    return "—" if mean is None or pd.isna(mean) else f"{_fmt(mean)} ± {_fmt(std)}"
+
+
+def _count(v) -> str:
+    return "—" if v is None or pd.isna(v) else str(int(v))
 
 
 def _frame_html(title: str, note: str, frame: pd.DataFrame) -> list[str]:
@@ -259,8 +274,9 @@ THREATS_NOTE = ("One row per zoo model, one column per threat model, each from i
                 "and L2 (ε = 0.5) AutoAttack accuracy — '≤ x' where the battery lacked AutoAttack (the worst case "
                 "of the weaker battery, an upper bound) —, the corruptions mean ('(generated)': on the "
                 "CIFAR-10-C-style generated set, not the published arrays), the accuracy under random bit errors "
-                "at p = 0.1 % (mean over the error patterns; float models in int8 post-training codes) and the "
-                "Bit-Flip Attack's flips to ≤ 11 % accuracy. '—': not measured yet.")
+                "at p = 0.1 % (mean over the error patterns; float models in int8 post-training codes), the robust "
+                "accuracy when pgd20 attacks the model holding those errors, and the Bit-Flip Attack's flips to "
+                "≤ 11 % accuracy. '—': not measured yet.")
 
 
 def _bound(v, exact) -> str:
@@ -276,7 +292,7 @@ def _corruption_cell(r) -> str:
 
 def threat_rows(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     headers = ["model", "precision", "bits", "clean %", "L∞ AA %", "L2 AA %", "corruptions mean %",
-               "bit errors 0.1 % (acc %)", "BFA flips"]
+               "bit errors 0.1 % (acc %)", "pgd20 under bit errors 0.1 % (%)", "BFA flips"]
     rows = []
     order = t.assign(_b=t["bits"].fillna(-1)).sort_values(["_b", "model"], ascending=[False, True])
     for _, r in order.iterrows():
@@ -287,7 +303,7 @@ def threat_rows(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             bfa = "—" if flips is None or pd.isna(flips) else str(int(flips))
         rows.append([r["model"], str(r["precision"]), _fmt(r["bits"], 2), _fmt(r.get("clean_pct")),
                      _bound(r.get("linf_pct"), r.get("linf_aa")), _bound(r.get("l2_pct"), r.get("l2_aa")),
-                     _corruption_cell(r), _fmt(r.get("ber0.1_pct")), bfa])
+                     _corruption_cell(r), _fmt(r.get("ber0.1_pct")), _fmt(r.get("pgd20_ber0.1_pct")), bfa])
     return headers, rows
 
 
