@@ -44,7 +44,8 @@ done
 for first in "$dir"/"$model"__*__seed0.json; do
   [ -e "$first" ] || continue
   stem=${first%__seed0.json}
-  seeds=("$stem"__seed*.json)
+  seeds=()
+  for f in "$stem"__seed*.json; do [[ $f =~ __seed[0-9]+\.json$ ]] && seeds+=("$f"); done
   out="${stem}.json"
   if up_to_date "$out" "${seeds[@]}"; then continue; fi
   if [ ${#seeds[@]} -lt "${SEEDS:-3}" ]; then
