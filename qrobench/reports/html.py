@@ -38,6 +38,7 @@ th{background:#f3f5f7;cursor:pointer;user-select:none}
 th:hover{background:#e6eaef} th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.flags{white-space:normal;min-width:12em} td.flags span{white-space:nowrap}
+td.lacks{white-space:normal;min-width:5em}
 td.prose{white-space:normal;min-width:24em}
 tr:nth-child(even) td{background:#fafbfc}
 tr.reported td{color:#555;font-style:italic;background:#fff8e6}
@@ -130,7 +131,9 @@ def _plain_table(df: pd.DataFrame, which: str, attacks, cls: str) -> list[str]:
     cols = view(which, attacks)
     def cell(r, col, name) -> str:
         text = col.cell(r, name, RECIPE_WIDTH)
-        return _flags_cell(text) if name == "flags" else f"<td>{html.escape(text)}</td>"
+        if name == "flags":
+            return _flags_cell(text)
+        return f'<td class="lacks">{html.escape(text)}</td>' if name == "lacks" else f"<td>{html.escape(text)}</td>"
 
     rows = ["<tr>" + "".join(cell(r, col, name) for col, name, _ in cols) + "</tr>" for _, r in df.iterrows()]
     return [f'<div class="wrap"><table class="{cls}"><thead><tr>',
