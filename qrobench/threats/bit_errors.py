@@ -16,6 +16,7 @@ errors and survives the attack with them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
@@ -87,12 +88,8 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
         raise QrobenchError(f"patterns must be at least 1, got {patterns}")
     if not rates or any(not 0 < p < 1 for p in rates):
         raise QrobenchError(f"bit error rates are fractions in (0, 1), got {list(rates)}")
-    model = writable(model).cpu().eval()  # a Brevitas model: its materialised copy
-    stats = measure_weights(model)  # the model's own statistics, before any post-training int8
-    layers, stored = stored_layers(model, float_as, toolkits=True)
-    dev = torch.device("cpu")
     t0 = time.perf_counter()
-    clean = predict(model, data.x, batch_size, dev, (seed, 0, 0)).cpu() == data.y
+    model, stats, layers, stored, clean = _stored(writable(model), data, float_as, batch_size, seed)
     runs, flips = [], {rate_name(p): [] for p in rates}
     try:
         for k in range(patterns):
@@ -100,7 +97,7 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
             for p in rates:
                 gen = torch.Generator().manual_seed(_pattern_seed(seed, _rate_index(p), k))
                 flips[rate_name(p)].append(with_errors(layers, p, gen))
-                masks[rate_name(p)] = clean & (predict(model, data.x, batch_size, dev, (seed, 0, 0)).cpu() == data.y)
+                masks[rate_name(p)] = clean & (predict(model, data.x, batch_size, _CPU, (seed, 0, 0)).cpu() == data.y)
                 restore(layers)
             runs.append(SeedResult.from_masks(seed + k, clean, masks))
     finally:
@@ -114,6 +111,19 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
     return weight_threat_result(model, card, stats, stored, data, threat_model=THREAT_MODEL, attacks=settings,
                                 per_seed=runs, batch_size=batch_size, started=t0, command=command,
                                 stochastic=is_stochastic(model), flags=[])
+
+
+_CPU = torch.device("cpu")
+
+
+def _stored(model: nn.Module, data: EvalData, float_as: str, batch_size: int, seed: int):
+    """(the model on the CPU, its own weight statistics, its stored layers, what they are, the
+    points it classifies correctly without errors): what both bit-error evaluations start from."""
+    model = model.cpu().eval()
+    stats = measure_weights(model)  # the model's own statistics, before any post-training int8
+    layers, stored = stored_layers(model, float_as, toolkits=True)
+    clean = predict(model, data.x, batch_size, _CPU, (seed, 0, 0)).cpu() == data.y
+    return model, stats, layers, stored, clean
 
 
 def _rate_index(p: float) -> int:
@@ -135,27 +145,24 @@ def evaluate_bit_errors_attacked(model: nn.Module, data: EvalData, *, attack: st
         raise QrobenchError(f"patterns must be at least 1, got {patterns}")
     if not 0 < rate < 1:
         raise QrobenchError(f"a bit error rate is a fraction in (0, 1), got {rate}")
-    model = writable(model).cpu().eval()  # a Brevitas model: its materialised copy, attacked directly
+    model = writable(model)  # a Brevitas model: its materialised copy, attacked directly
     fmt = "onnx" if isinstance(model, DeployedModel) else model_format(model)
-    if isinstance(model, DeployedModel) or fmt in ("torch-ao", "pt2e"):
+    if fmt in ("onnx", "torch-ao", "pt2e"):
         raise QrobenchError(f"{attack} under bit errors needs a model whose forward has an input gradient; this "
                             f"{fmt} model runs on integer kernels and is attacked through a twin, which would not "
                             f"hold the errors. Measure its bit errors without --attacks")
-    stats = measure_weights(model)
-    layers, stored = stored_layers(model, float_as, toolkits=True)
-    name = attacked_name(attack, rate)
-    dev = torch.device("cpu")
     t0 = time.perf_counter()
-    clean = predict(model, data.x, batch_size, dev, (seed, 0, 0)).cpu() == data.y
+    model, stats, layers, stored, clean = _stored(model, data, float_as, batch_size, seed)
+    name = attacked_name(attack, rate)
+    cfg = make_config(attacks=[attack], n=len(data), eps=eps, seed=seed, repeats=1, batch_size=batch_size,
+                      device="cpu", progress=False)
     runs, flips, used = [], [], None
     j = _rate_index(rate)
     try:
         for k in range(patterns):
             gen = torch.Generator().manual_seed(_pattern_seed(seed, j, k))
             flips.append(with_errors(layers, rate, gen))
-            cfg = make_config(attacks=[attack], n=len(data), eps=eps, seed=seed + k, repeats=1,
-                              batch_size=batch_size, device="cpu", progress=False)
-            used = evaluate(model, cfg, data=data)
+            used = evaluate(model, dataclasses.replace(cfg, seed=seed + k), data=data)
             survived = torch.from_numpy(used.masks(attack)[0])
             runs.append(SeedResult.from_masks(seed + k, clean, {name: clean & survived}))
             restore(layers)

@@ -59,8 +59,10 @@ def bit_error_table(root: Path) -> pd.DataFrame:
         first = next(iter(r.attacks.values()), {})
         key = (r.model, first.get("stored", ""))
         # an input attack under the errors (evaluate_bit_errors_attacked): columns of its model's row
-        target = attacked.setdefault(key, {}) if "attack" in first else rows.setdefault(key, {})
-        if "attack" not in first:
+        if "attack" in first:
+            target = attacked.setdefault(key, {})
+        else:
+            target = rows.setdefault(key, {})
             target.update({"model": r.model, "precision": r.precision, "bits": stored_bits(r.bits, key[1]),
                            "stored": key[1], "clean_pct": 100 * r.clean_acc, "patterns": r.repeats, "n": r.n,
                            "file": path.name})
