@@ -7,7 +7,9 @@
 #   N=1000 (points), SEED (one seed of a randomised model's three: the file name gains
 #   __seedS; unset: seed 0, no suffix), DEVICE=cpu (cuda on an accelerator) and
 #   QROBENCH_CODE=<checkout> (run the code of another checkout, e.g. a `git worktree` of a
-#   fixed commit, so that editing this tree cannot change a running job).
+#   fixed commit, so that editing this tree cannot change a running job), REVERSE=1 (take the
+#   shards from the last to the first, so that a second chain on the same model meets the
+#   first in the middle instead of queueing behind it).
 # Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json; scripts/merge_pieces.sh
 # MODEL merges them into the zoo row. A randomised model's pieces must share one batch size
 # (N/K) and device, or they cannot be merged: the script refuses a K or DEVICE that differs.
@@ -48,7 +50,8 @@ for f in sorted(folder.glob("*.json")):
                  f"these shards would run at batch {bs} on {device} and could not be merged with it. Choose K so "
                  f"that N/K = {d.get('batch_size')} (and DEVICE={d.get('device')}), or move the old pieces aside.")
 PY
-for ((i = 0; i < k; i++)); do
+order=$(seq 0 $((k - 1))); [ -n "${REVERSE:-}" ] && order=$(seq $((k - 1)) -1 0)
+for i in $order; do
   out="results/pieces/$model/${model}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
   while pgrep -f -- "--output $out" >/dev/null; do sleep 30; done  # another runner has it
   if [ -f "$out" ]; then commit "$out" "$i"; continue; fi
