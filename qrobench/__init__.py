@@ -26,7 +26,8 @@ def load_model(name: str, zoo_dir=None, device: str = "cpu"):
 
 def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=None, card=None,
              zoo_dir=None, surrogate: str | None = None, eot_iter: int | None = None,
-             command: str | None = None, journal=None, resume: bool = False, flags=(), **settings) -> Result:
+             command: str | None = None, journal=None, resume: bool = False, flags=(), expect_clean=None,
+             **settings) -> Result:
     """Evaluate ``model`` on the first ``n`` test points; returns the result record
     (``result.clean_acc`` or ``result["clean_acc"]``; ``qrobench.engine.write_result`` saves it).
 
@@ -36,6 +37,8 @@ def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=No
     with points already in memory. A model from ``load_model`` carries its card, so the result
     names it and its hash. The ``transfer`` attack crafts on a zoo model (``surrogate``,
     default res20-fp) unless ``attack_options={"transfer": {"surrogate": module}}`` hands it one.
+    ``expect_clean`` (a result of the same model) stops the run before its attacks if its clean
+    predictions differ from that result's on the same points.
     """
     card = card if card is not None else getattr(model, "card", None)
     name = getattr(card, "name", None)
@@ -45,7 +48,7 @@ def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=No
     if command is None:
         command = f"qrobench.evaluate({name or type(model).__name__!r}, attacks={attacks!r}, n={n}, seed={seed})"
     return _evaluate(model, cfg, data=data, card=card, command=command, journal=journal, resume=resume,
-                     flags=flags)
+                     flags=flags, expect_clean=expect_clean)
 
 
 def list_models(zoo_dir=None) -> list[str]:

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "first N points; 'qrobench merge' of all K files equals the one-process result")
     r.add_argument("--resume", action="store_true",
                    help="continue the killed run that was writing --output, from its journal")
+    r.add_argument("--expect-clean", default=None, metavar="RESULT.json",
+                   help="stop before attacking unless this machine's clean predictions on the run's points "
+                        "equal the ones in RESULT.json (e.g. the zoo row the pieces will join): a model or "
+                        "CPU that computes other logits makes pieces that cannot be merged")
     r.add_argument("--cascade", action="store_true",
                    help="attack each point only until one attack breaks it (AutoAttack-style): the worst case "
                         "is exact and cheaper, per-attack accuracies become cumulative; the result says so")
@@ -140,7 +144,7 @@ def cmd_run(args) -> int:
     from .engine.evaluate import evaluate
     from .engine.journal import journal_path
     from .engine.merge import merge_shards
-    from .engine.results import default_output_path, write_result
+    from .engine.results import default_output_path, read_result, write_result
     from .engine.shards import WHOLE
     from .reports.console import format_result_table
     from .zoo.store import Zoo
@@ -212,8 +216,9 @@ def cmd_run(args) -> int:
     paths = [path_of(e) for e in eps_values]
     journals = [journal_path(p if not ranks else p.with_name(f"{p.name}.rank{rank}-of-{cfg.shard.count}"))
                 for p in paths]
+    expected = read_result(args.expect_clean) if args.expect_clean else None
     results = [evaluate(model, cfg.replace(eps=e), data=data, card=card, command=command,
-                        journal=j, resume=args.resume)
+                        journal=j, resume=args.resume, expect_clean=expected)
                for e, j in zip(eps_values, journals, strict=True)]  # all finish before anything is written
     if ranks:
         gathered = [distributed.gather(r) for r in results]
@@ -242,7 +247,7 @@ def _run_weight_threat(args, command: str) -> int:
 
     tm = args.threat_model
     attacked = tm == "bit-errors" and any(a == "--attacks" or a.startswith("--attacks=") for a in args.argv)
-    flags = ("--onnx", "--shard", "--workers", "--cascade", "--resume", "--twin")
+    flags = ("--onnx", "--shard", "--workers", "--cascade", "--resume", "--twin", "--expect-clean")
     given = [f for f in (flags if attacked else ("--attacks", "--eps") + flags)
              if any(a == f or a.startswith(f + "=") for a in args.argv)]
     if given:
@@ -291,7 +296,8 @@ def _run_corruptions(args, command: str) -> int:
     from .threats import corruptions
     from .zoo.store import Zoo
 
-    given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--twin", "--patterns",
+    given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--twin", "--expect-clean",
+                         "--patterns",
                          "--cap", "--float-as", "--surrogate", "--eot-iter")
              if any(a == f or a.startswith(f + "=") for a in args.argv)]
     if given:

@@ -26,6 +26,10 @@ def add_deploy_parser(sub) -> None:
     p.add_argument("--toolkit", required=True, choices=TOOLKITS)
     p.add_argument("--calibration-n", type=int, default=1000,
                    help="post-training calibration images, the first N training images (default 1000)")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="onnx: 7-bit weight codes (onnxruntime's reduce_range), whose int8 kernels are exact on x86 "
+                        "CPUs without VNNI; by default 8-bit, which those CPUs' kernels can saturate "
+                        "(docs/protocol.md §8.8)")
     p.add_argument("--recipe", default="budget-nfgsm-ft", help="brevitas: the fine-tuning recipe")
     p.add_argument("--epochs", type=int, default=4, help="brevitas: epochs (default 4, res20-4bit's budget)")
     p.add_argument("--bits", type=int, default=4, help="brevitas: weight bits (default 4)")
@@ -137,7 +141,8 @@ def _export_onnx(src, src_card, calib, zoo_dir, base, command, args, t0):
             torch.onnx.export(model, (calib[:2],), str(fp), dynamo=False, opset_version=17, input_names=["x"],
                               output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
         quantize_static(str(fp), str(Path(tmp) / "int8.onnx"), Images(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+                        per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                        reduce_range=bool(getattr(args, "reduce_range", False)))
         Path(tmp, "int8.onnx").replace(out)
     deployed = load_onnx(out)
     from .quant.measure import measure_weights
@@ -145,8 +150,9 @@ def _export_onnx(src, src_card, calib, zoo_dir, base, command, args, t0):
     stats = measure_weights(deployed)
     card = ModelCard(**{k: v for k, v in base.items() if k != "arch_args"}, architecture=f"onnx:{out.name}",
                      arch_args={}, precision=stats.precision,
-                     quantizer="onnxruntime quantize_static, QDQ: per-channel int8 weights, uint8 activations "
-                               "(MinMax calibration), every conv and linear",
+                     quantizer="onnxruntime quantize_static, QDQ: per-channel int8 weights"
+                               + (" in 7 bits (reduce_range)" if getattr(args, "reduce_range", False) else "")
+                               + ", uint8 activations (MinMax calibration), every conv and linear",
                      recipe=f"post-training int8 (ONNX Runtime static, QDQ, opset 17), calibrated on the first "
                             f"{len(calib)} training images; from {args.source} ({src_card.recipe})",
                      sha256=file_sha256(out), file=out.name,

@@ -37,10 +37,13 @@ mkdir -p "results/pieces/$model"
 # A randomised model's clean pass draws its noise per batch on the run's device, so pieces of
 # other batch sizes or devices would never merge with these (docs/protocol.md §6): refuse now,
 # not after hours of compute.
-python3 - "results/pieces/$model" "$bs" "${DEVICE:-cpu}" <<'PY' || exit 2
+# The zoo row the pieces will join, where it holds this seed's clean outcomes at this batch size
+# and device: every shard is run with --expect-clean against it, so a machine that computes other
+# clean predictions (an int8 runtime on another CPU kind, docs/protocol.md) stops before attacking.
+expect=$(python3 - "results/pieces/$model" "$bs" "${DEVICE:-cpu}" "results/zoo/$model.json" "${SEED:-0}" <<'PY'
 import json, sys
 from pathlib import Path
-folder, bs, device = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+folder, bs, device, row, seed = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), int(sys.argv[5])
 for f in sorted(folder.glob("*.json")):
     d = json.loads(f.read_text())
     if not d.get("stochastic"):
@@ -49,7 +52,14 @@ for f in sorted(folder.glob("*.json")):
         sys.exit(f"{f.name} measured this randomised model at batch {d.get('batch_size')} on {d.get('device')}; "
                  f"these shards would run at batch {bs} on {device} and could not be merged with it. Choose K so "
                  f"that N/K = {d.get('batch_size')} (and DEVICE={d.get('device')}), or move the old pieces aside.")
+if row.is_file():
+    d = json.loads(row.read_text())
+    same_pass = not d.get("stochastic") or (d.get("batch_size") == bs and d.get("device") == device)
+    if same_pass and any(r.get("seed") == seed and (r.get("outcomes") or {}).get("clean") for r in d.get("per_seed", [])):
+        print(row)
 PY
+) || exit 2
+expect_opt=(); [ -n "$expect" ] && expect_opt=(--expect-clean "$expect")
 order=$(seq 0 $((k - 1))); [ -n "${REVERSE:-}" ] && order=$(seq $((k - 1)) -1 0)
 for i in $order; do
   out="results/pieces/$model/${model}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
@@ -58,7 +68,8 @@ for i in $order; do
   resume=(); [ -f "$out.journal" ] && resume=(--resume)
   echo "$(date -u +%FT%TZ) start $out"
   "${run[@]}" run --model "$model" --attacks "$attack" --repeats 1 --n "$n" --batch-size "$bs" \
-    --shard "$i/$k" --device "${DEVICE:-cpu}" --seed "${SEED:-0}" --output "$out" --quiet "${resume[@]}" "$@" || exit 1
+    --shard "$i/$k" --device "${DEVICE:-cpu}" --seed "${SEED:-0}" --output "$out" --quiet "${resume[@]}" \
+    "${expect_opt[@]}" "$@" || exit 1
   echo "$(date -u +%FT%TZ) done $out"
   commit "$out" "$i"
 done

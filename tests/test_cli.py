@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from qrobench.cli import main
+from qrobench.engine.results import read_result
 from qrobench.zoo import file_sha256
 
 
@@ -201,7 +202,11 @@ def test_diagnose_prints_the_checks_and_stores_them_in_the_result(zoo, data_dir,
             if line.startswith("| ") and "check" not in line}
     assert rows["fgsm-beats-pgd"] == "pass" and rows["black-box-beats-white-box"] == "n/a"  # no black-box run
     assert rows["large-eps-not-broken"] == "pass" and rows["noisy-early-stop"] == "n/a" and len(rows) == 16
-    assert rows["twin-mismatch"] == "n/a" and rows["incomplete-optimisation"] in ("pass", "FLAG")
+    assert rows["twin-mismatch"] == "n/a"
+    # the probe needs a point that survived every attack among the first 30; whether the tiny
+    # model (its weights depend on the CPU) has one is checked against the stored outcomes
+    survivors = read_result(out).worst_case_masks()[0][:30].any()
+    assert rows["incomplete-optimisation"] in (("pass", "FLAG") if survivors else ("n/a",))
     stored = json.loads(out.read_text())["diagnostics"]
     assert [f["check"] for f in stored["findings"]] == list(rows) and stored["probe"]["points"] == 30
     assert stored["flags"] == [k for k, v in rows.items() if v == "FLAG"]

@@ -35,6 +35,7 @@ from .deployment import (
     summarise,
     transfer_counts,
 )
+from .hardware import cpu_info
 from .journal import Journal
 from .outcomes import decode_mask, encode_mask
 from .results import Result, SeedResult
@@ -145,8 +146,36 @@ def _journaled(journal: Journal, seed: int, part: str, b: int, size: int, comput
     return mask, dt, zero_grad, extra
 
 
+class CleanMismatch(QrobenchError):
+    """``--expect-clean`` found other clean predictions than the expected file's."""
+
+
+def check_expected_clean(expected: Result, seed: int, correct: torch.Tensor, start: int) -> None:
+    """Refuse to go on when the clean predictions on points ``start``.. differ from ``expected``'s
+    (``--expect-clean``): attack files of one model are merged only over equal clean predictions
+    (merge.py), so hours of attacks on a machine that computes other logits would be lost."""
+    stop = start + len(correct)
+    lo, hi = expected.first_index, expected.first_index + expected.n
+    if start < lo or stop > hi:
+        raise QrobenchError(f"--expect-clean: the file holds points {lo}–{hi - 1}, the run needs {start}–{stop - 1}")
+    runs = [s for s in expected.per_seed if s.seed == seed]
+    if not runs or not runs[0].outcomes:
+        raise QrobenchError(f"--expect-clean: the file holds no per-point clean outcomes for seed {seed} "
+                            f"(seeds {expected.seeds})")
+    want = torch.from_numpy(decode_mask(runs[0].outcomes["clean"], expected.n)[start - lo:stop - lo])
+    differ = int((want != correct).sum())
+    if differ:
+        c = cpu_info()
+        raise CleanMismatch(
+            f"--expect-clean: {differ} of the {len(correct)} points' clean predictions (seed {seed}) differ from the "
+            f"expected file's, so what this run measures could not be merged with it. Same model file "
+            f"(card sha256), batch size and device? On this CPU ({c['name']}, int8 dot product: {c['int8_dot']}) an "
+            "int8 runtime may compute other logits (docs/protocol.md §8.8): run the pieces on a CPU like the one "
+            "that measured the file")
+
+
 def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags,
-              batches: range, journal: Journal, extras: dict) -> SeedResult:
+              batches: range, journal: Journal, extras: dict, expect_clean: Result | None = None) -> SeedResult:
     """One seed over ``batches`` (a shard, or all of them); finished batches come from, and
     new ones go to, the journal."""
     seed = cfg.seed + repeat
@@ -162,6 +191,8 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
             extras.setdefault("clean", []).append(extra)
         correct[s - start:e - start] = m
         clean_time += dt
+    if expect_clean is not None:
+        check_expected_clean(expect_clean, seed, correct, start)
     robust, times, zero_grad = {}, {}, {}
     alive = correct.clone()  # cascade: the points no attack has broken yet
     for k, (name, atk) in enumerate(attacks.items(), start=1):
@@ -196,7 +227,8 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
 
 def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = None, card=None,
              command: str | None = None, protocol: dict | None = None, flags=(),
-             submission: dict | None = None, journal: str | None = None, resume: bool = False) -> Result:
+             submission: dict | None = None, journal: str | None = None, resume: bool = False,
+             expect_clean: Result | None = None) -> Result:
     """Run ``config``'s battery on its first ``n`` test points and return the complete record.
 
     ``config`` comes from :func:`qrobench.engine.make_config`, the one place that validates
@@ -206,7 +238,8 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
     qrobench check's); both are stored as given. ``flags`` and ``submission`` are added by
     callers that know more about the model (``qrobench submit``). With ``journal`` (a path)
     every finished batch is journaled there and ``resume=True`` continues a killed run from it
-    (journal.py); ``config.shard`` evaluates one shard only.
+    (journal.py); ``config.shard`` evaluates one shard only. With ``expect_clean`` (a result of
+    the same model) the run stops before its attacks if its clean predictions differ from it.
     """
     if not isinstance(config, EvalConfig):
         raise TypeError("engine.evaluate(model, config) takes an EvalConfig: build one with "
@@ -249,6 +282,9 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
                             "batch_size": cfg.batch_size, "shard": str(cfg.shard),
                             "channels_last": cfg.channels_last, "cascade": cfg.cascade, "qrobench": __version__},
                   resume)
+    if expect_clean is not None and expect_clean.card_sha256 != card_sha:
+        raise QrobenchError(f"--expect-clean: the file measured {expect_clean.model} (card sha256 "
+                            f"{str(expect_clean.card_sha256)[:12]}), this run {name} ({str(card_sha)[:12]})")
     t_start = time.perf_counter()
     extras: dict[str, list[dict]] = {}
     with full_fp32():
@@ -258,8 +294,12 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
             equivalence = check_materialised(model, data.x[start:stop], cfg.batch_size, device)
             if not equivalence["passed"]:
                 run_flags.add("materialise-mismatch")
-        runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras)
-                for r in range(repeats)]
+        try:
+            runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras, expect_clean)
+                    for r in range(repeats)]
+        except CleanMismatch:
+            log.discard()  # its clean batches are this machine's: a resume elsewhere must not reuse them
+            raise
     total = time.perf_counter() - t_start
     model.to(memory_format=torch.contiguous_format)
 
@@ -290,7 +330,8 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
         batch_size=cfg.batch_size,
         device=str(device),
         device_name=(torch.cuda.get_device_name(device) if device.type == "cuda"
-                     else platform.processor() or "cpu"),
+                     else cpu_info()["name"] if device.type == "cpu" else platform.processor() or str(device)),
+        cpu=cpu_info() if device.type == "cpu" else None,
         threads=torch.get_num_threads(),
         channels_last=cfg.channels_last,
         versions=_versions(),

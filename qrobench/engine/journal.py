@@ -34,6 +34,7 @@ class Journal:
         self.path = Path(path) if path is not None else None
         self.entries: dict[tuple, dict] = {}
         self._fh = None
+        self.resumed = False
         if self.path is None:
             return
         run = json.loads(json.dumps(run))  # the form it takes on disk, for comparison
@@ -47,6 +48,7 @@ class Journal:
             if resume:
                 print(f"--resume: no journal at {self.path}, starting from the beginning", file=sys.stderr)
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.resumed = bool(self.entries)
         self._fh = open(self.path, "a", encoding="utf-8")
         if not self.entries and self.path.stat().st_size == 0:
             self._append({"journal": JOURNAL_SCHEMA, "run": run})
@@ -99,3 +101,10 @@ class Journal:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def discard(self) -> None:
+        """Close and delete a journal this run started (one it resumed is kept): its batches
+        cannot be used, and a later --resume must not pick them up."""
+        self.close()
+        if self.path is not None and not self.resumed:
+            self.path.unlink(missing_ok=True)

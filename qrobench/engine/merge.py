@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import QrobenchError
 from ..protocol import has_eot
 from .deployment import combine
+from .hardware import int8_class
 from .outcomes import decode_mask
 from .results import Result, SeedResult, read_result
 
@@ -63,6 +64,21 @@ def _check_agreement(path, r: Result, first_path, first: Result, keys, what: str
                                 f"{getattr(first, key)!r}); only {what} can be merged")
     if r.qrobench_version != first.qrobench_version:
         raise QrobenchError(f"{path} and {first_path} come from different qrobench versions; re-run the older one")
+    a, b = int8_class(r), int8_class(first)
+    if a and b and a != b:
+        raise QrobenchError(f"{path} and {first_path} ran this int8 model on CPUs with different int8 dot products "
+                            f"({a} vs {b}), on which its integer kernels compute different logits "
+                            "(docs/protocol.md §8.8); measure every piece on CPUs of one kind")
+
+
+def _cpu(results) -> dict | None:
+    """The merged file's CPU: the pieces' one CPU, or every distinct one they ran on."""
+    seen = []
+    for _, r in results:
+        for c in (r.cpu or {}).get("several", [r.cpu]):
+            if c not in seen:
+                seen.append(c)
+    return seen[0] if len(seen) == 1 else {"several": seen}
 
 
 def merge_results(paths: list[str | os.PathLike], command: str | None = None) -> Result:
@@ -94,7 +110,7 @@ def merge_results(paths: list[str | os.PathLike], command: str | None = None) ->
         flags=sorted(set().union(*(r.flags for _, r in results))),
         total_time_s=sum(float(r.total_time_s) for _, r in results),
         merged_from=[src for path, r in results for src in _sources(path, r)],
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), cpu=_cpu(results),
         command=command,  # merged_from keeps each run's own command
         diagnostics=None,  # a diagnosis belongs to the numbers it read: re-run qrobench diagnose
         deployment=combine([r.deployment for _, r in results], same_clean_points=False),
@@ -154,7 +170,7 @@ def merge_shards(results: list[tuple[Path | str, Result]], command: str | None) 
         flags=sorted(set().union(*(r.flags for _, r in results))),
         total_time_s=max(float(r.total_time_s) for _, r in results),  # shards run side by side
         merged_from=[src for path, r in results for src in _sources(Path(path), r)],
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None,
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), cpu=_cpu(results), command=command, diagnostics=None,
         deployment=combine([r.deployment for _, r in results], same_clean_points=False))
     return merged.summarize()
 
@@ -203,7 +219,7 @@ def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> R
         first, attacks=attacks, per_seed=seeds, flags=sorted(flags),
         total_time_s=sum(float(r.total_time_s) for _, r in results),
         merged_from=[src for path, r in results for src in _sources(path, r)],
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), command=command, diagnostics=None,
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), cpu=_cpu(results), command=command, diagnostics=None,
         deployment=combine([r.deployment for _, r in results], same_clean_points=True))
     return merged.summarize()
 

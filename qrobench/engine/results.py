@@ -172,6 +172,9 @@ class Result(_ReadsLikeAMapping):
     # (corruption, severity) columns (plain accuracy on corrupted images, not ANDed with clean;
     # ``mean_std`` over seeds) and the means per corruption and per severity; derived in summarize
     corruptions: dict | None = None
+    # the CPU of a run on the CPU: name, torch's vector ISA and the int8 dot-product class, which
+    # changes a deployed int8 model's logits (engine/hardware.py)
+    cpu: dict | None = None
     schema: str = RESULT_SCHEMA
 
     # -- aggregation -----------------------------------------------------------------------
@@ -293,7 +296,7 @@ class Result(_ReadsLikeAMapping):
 
 
 _OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "sweep",
-             "deployment", "weight_threat", "corruptions")
+             "deployment", "weight_threat", "corruptions", "cpu")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

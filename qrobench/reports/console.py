@@ -20,13 +20,17 @@ def _seeds(result: Result) -> str:
     return f"seed={result.seed}, repeats={result.repeats}"
 
 
+def _seconds(t: float | None) -> str:
+    return f"{t:.1f}" if t else ""  # records written before weight threats timed their columns hold 0
+
+
 def format_result_table(result: Result, fmt: str = "github") -> str:
     show_std = result.repeats > 1
     std = result.std
     iv = {k: f"[{100 * lo:.1f}, {100 * hi:.1f}]" for k, (lo, hi) in result_intervals(result).items()}
-    rows = [["clean", _pct(result.clean_acc, std.clean_acc, show_std), iv["clean"], f"{result.clean_time_s:.1f}"]]
+    rows = [["clean", _pct(result.clean_acc, std.clean_acc, show_std), iv["clean"], _seconds(result.clean_time_s)]]
     for a, acc in result.robust_acc.items():
-        rows.append([a, _pct(acc, std.robust_acc.get(a), show_std), iv[a], f"{result.wall_time_s.get(a, 0):.1f}"])
+        rows.append([a, _pct(acc, std.robust_acc.get(a), show_std), iv[a], _seconds(result.wall_time_s.get(a))])
     if result.robust_acc:
         rows.append(["worst case", _pct(result.worst_case_acc, std.worst_case_acc, show_std), iv["worst_case"], ""])
     head = (f"{result.model}  ({result.precision}, n={result.n}, eps={result.eps:.5f}, "

@@ -32,7 +32,7 @@ from ..models.noise import is_stochastic
 from ..quant.measure import measure_weights
 from ..toolkits import DeployedModel, model_format
 from ..toolkits.writers import writable
-from .codes_io import INT8_PTQ, StoredLayer, decode, encode, stored_layers
+from .codes_io import INT8_PTQ, StoredLayer, decode, encode, put_back, stored_layers
 from .record import weight_threat_result
 
 RATES = (1e-4, 1e-3, 5e-3, 1e-2)  # 0.01, 0.1, 0.5 and 1 % of the stored bits
@@ -89,19 +89,21 @@ def evaluate_bit_errors(model: nn.Module, data: EvalData, *, rates=RATES, patter
     if not rates or any(not 0 < p < 1 for p in rates):
         raise QrobenchError(f"bit error rates are fractions in (0, 1), got {list(rates)}")
     t0 = time.perf_counter()
-    model, stats, layers, stored, clean = _stored(writable(model), data, float_as, batch_size, seed)
+    model, stats, layers, stored, clean, clean_time = _stored(writable(model), data, float_as, batch_size, seed)
     runs, flips = [], {rate_name(p): [] for p in rates}
     try:
         for k in range(patterns):
-            masks = {}
+            masks, seconds = {}, {}
             for p in rates:
+                t = time.perf_counter()
                 gen = torch.Generator().manual_seed(_pattern_seed(seed, _rate_index(p), k))
                 flips[rate_name(p)].append(with_errors(layers, p, gen))
                 masks[rate_name(p)] = clean & (predict(model, data.x, batch_size, _CPU, (seed, 0, 0)).cpu() == data.y)
                 restore(layers)
-            runs.append(SeedResult.from_masks(seed + k, clean, masks))
+                seconds[rate_name(p)] = time.perf_counter() - t
+            runs.append(SeedResult.from_masks(seed + k, clean, masks, wall_time_s=seconds, clean_time_s=clean_time))
     finally:
-        restore(layers)
+        put_back(layers)
     total_bits = sum(layer.words.numel() * layer.bits for layer in layers)
     settings = {rate_name(p): {"rate": p, "patterns": patterns, "stored": stored, "bits_stored": total_bits,
                                "mean_flipped_bits": sum(flips[rate_name(p)]) / patterns,
@@ -118,12 +120,14 @@ _CPU = torch.device("cpu")
 
 def _stored(model: nn.Module, data: EvalData, float_as: str, batch_size: int, seed: int):
     """(the model on the CPU, its own weight statistics, its stored layers, what they are, the
-    points it classifies correctly without errors): what both bit-error evaluations start from."""
+    points it classifies correctly without errors, the seconds that clean pass took): what both
+    bit-error evaluations start from."""
     model = model.cpu().eval()
     stats = measure_weights(model)  # the model's own statistics, before any post-training int8
     layers, stored = stored_layers(model, float_as, toolkits=True)
+    t = time.perf_counter()
     clean = predict(model, data.x, batch_size, _CPU, (seed, 0, 0)).cpu() == data.y
-    return model, stats, layers, stored, clean
+    return model, stats, layers, stored, clean, time.perf_counter() - t
 
 
 def _rate_index(p: float) -> int:
@@ -152,7 +156,7 @@ def evaluate_bit_errors_attacked(model: nn.Module, data: EvalData, *, attack: st
                             f"{fmt} model runs on integer kernels and is attacked through a twin, which would not "
                             f"hold the errors. Measure its bit errors without --attacks")
     t0 = time.perf_counter()
-    model, stats, layers, stored, clean = _stored(model, data, float_as, batch_size, seed)
+    model, stats, layers, stored, clean, clean_time = _stored(model, data, float_as, batch_size, seed)
     name = attacked_name(attack, rate)
     cfg = make_config(attacks=[attack], n=len(data), eps=eps, seed=seed, repeats=1, batch_size=batch_size,
                       device="cpu", progress=False)
@@ -164,10 +168,11 @@ def evaluate_bit_errors_attacked(model: nn.Module, data: EvalData, *, attack: st
             flips.append(with_errors(layers, rate, gen))
             used = evaluate(model, dataclasses.replace(cfg, seed=seed + k), data=data)
             survived = torch.from_numpy(used.masks(attack)[0])
-            runs.append(SeedResult.from_masks(seed + k, clean, {name: clean & survived}))
+            runs.append(SeedResult.from_masks(seed + k, clean, {name: clean & survived}, clean_time_s=clean_time,
+                                              wall_time_s={name: used.wall_time_s[attack]}))
             restore(layers)
     finally:
-        restore(layers)
+        put_back(layers)
     total_bits = sum(layer.words.numel() * layer.bits for layer in layers)
     settings = {name: {"rate": rate, "patterns": patterns, "stored": stored, "bits_stored": total_bits,
                        "mean_flipped_bits": sum(flips) / patterns, "attack": attack,

@@ -79,6 +79,7 @@ def bit_flip_attack(model: nn.Module, attack_x: torch.Tensor, attack_y: torch.Te
     dev = torch.device("cpu")
     t0 = time.perf_counter()
     clean = predict(model, test.x, batch_size, dev, (seed, 0, 0)).cpu() == test.y
+    clean_time = time.perf_counter() - t0
     acc = float(clean.float().mean())
     trajectory, flips = [], 0
     weights = [layer.module.weight for layer in layers]
@@ -105,17 +106,19 @@ def bit_flip_attack(model: nn.Module, attack_x: torch.Tensor, attack_y: torch.Te
             trajectory.append({"flip": flips, "layer": layers[k].name, "index": i, "bit": b, "code": [int(old), int(new)],
                                "attack_loss": round(loss, 4), "test_acc": acc})
         final = clean & (predict(model, test.x, batch_size, dev, (seed, 0, 0)).cpu() == test.y)
+        search_time = time.perf_counter() - t0 - clean_time
     finally:
         for layer, words in zip(layers, originals, strict=True):
             layer.words = words
-            layer.write(words)
+            layer.put_back()
             layer.module.weight.requires_grad_(False)
     reached = acc <= target
     settings = {"bfa": {"cap": cap, "target_acc": target, "attack_batch": len(attack_y),
                         "attack_data": "training split, first images after a seeded shuffle", "stored": stored,
                         "search": "progressive bit search: in-layer top-1 by ∂L/∂w·Δw, cross-layer by exact loss"}}
     return weight_threat_result(model, card, stats, stored, test, threat_model=THREAT_MODEL, attacks=settings,
-                                per_seed=[SeedResult.from_masks(seed, clean, {"bfa": final})], batch_size=batch_size,
+                                per_seed=[SeedResult.from_masks(seed, clean, {"bfa": final}, clean_time_s=clean_time,
+                                                                    wall_time_s={"bfa": search_time})], batch_size=batch_size,
                                 started=t0, command=command, flags=[] if reached else ["bfa-capped"],
                                 weight_threat={"flips": flips if reached else None, "capped": not reached,
                                                "flips_made": flips, "final_test_acc": acc, "trajectory": trajectory})

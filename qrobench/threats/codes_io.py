@@ -40,6 +40,7 @@ class StoredLayer:
     format: str
     scale: torch.Tensor | None = None  # dequantization scale, broadcastable to the weight
     sink: Callable[[torch.Tensor], None] | None = None  # a toolkit's writer of integer codes
+    original: torch.Tensor | None = None  # the module's weight before the words were first written
 
     def write(self, words: torch.Tensor) -> None:
         if self.sink is not None:
@@ -47,7 +48,23 @@ class StoredLayer:
             return
         w = words.to(torch.float32) if self.format == FLOAT32 else words.to(torch.float32) * self.scale
         with torch.no_grad():
+            if self.original is None:
+                self.original = self.module.weight.detach().clone()
             self.module.weight.copy_(w.to(self.module.weight.dtype))
+
+    def put_back(self) -> None:
+        """The caller's weight as it came, not its codes' dequantized values: a float model's
+        int8 post-training codes would otherwise stay in the model after the threat."""
+        if self.sink is not None:
+            self.sink(self.words)  # a toolkit's codes are its weights
+        elif self.original is not None:
+            with torch.no_grad():
+                self.module.weight.copy_(self.original)
+
+
+def put_back(layers: list[StoredLayer]) -> None:
+    for layer in layers:
+        layer.put_back()
 
 
 def stored_layers(model: nn.Module, float_as: str = INT8_PTQ, *,

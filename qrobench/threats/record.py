@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from .._version import __version__
 from ..data.cifar10 import EvalData
+from ..engine.hardware import cpu_info
 from ..engine.results import Result
 
 
@@ -29,7 +30,7 @@ def weight_threat_result(model: nn.Module, card, stats, stored: str, data: EvalD
         n=len(data), eps=eps, norm=norm, threat_model=threat_model, dataset="cifar10", attacks=attacks,
         sparsity=stats.sparsity, channel_sparsity=stats.channel_sparsity, size_bytes=stats.size_bytes,
         fp32_bytes=stats.fp32_bytes, compression=stats.compression, bits=stats.bits, n_params=stats.n_params,
-        batch_size=batch_size, device="cpu", device_name=platform.processor() or "cpu",
+        batch_size=batch_size, device="cpu", device_name=cpu_info()["name"], cpu=cpu_info(),
         threads=torch.get_num_threads(), versions={"qrobench": __version__, "torch": torch.__version__,
                                                    "python": platform.python_version()},
         data_source=data.source, total_time_s=time.perf_counter() - started, per_seed=per_seed,

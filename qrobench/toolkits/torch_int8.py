@@ -85,12 +85,14 @@ def is_torch_int8(model: nn.Module) -> bool:
 # -- reader: torch.ao packed weights ------------------------------------------------------------
 
 def _codes_of(name: str, kind: str, w: torch.Tensor) -> LayerCodes:
+    # contiguous: on some CPUs the x86 engine unpacks the weight channels-last, and code that
+    # flattens the codes (bit errors, tests) must not depend on which
     if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric,
                        torch.per_channel_affine_float_qparams):
-        return LayerCodes(name, kind, w.int_repr(), w.q_per_channel_scales(),
+        return LayerCodes(name, kind, w.int_repr().contiguous(), w.q_per_channel_scales(),
                           w.q_per_channel_zero_points(), bits_of_dtype(w.dtype),
                           axis=int(w.q_per_channel_axis()))
-    return LayerCodes(name, kind, w.int_repr(), torch.tensor(w.q_scale()),
+    return LayerCodes(name, kind, w.int_repr().contiguous(), torch.tensor(w.q_scale()),
                       torch.tensor(w.q_zero_point()), bits_of_dtype(w.dtype))
 
 

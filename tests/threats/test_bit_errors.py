@@ -93,14 +93,18 @@ def test_record_of_a_float_model(tiny_trained, test_points):
     model.load_state_dict(tiny_trained.state_dict())
     model.eval()
     data = EvalData(test_points.x[:100], test_points.y[:100], test_points.source)
-    r = evaluate_bit_errors(model, data, rates=(1e-4, 1e-2), patterns=4, float_as=FLOAT32)
-    assert r.threat_model == "bit-errors" and r.repeats == 4 and list(r.attacks) == ["ber-0.01%", "ber-1%"]
+    r = evaluate_bit_errors(model, data, rates=(1e-6, 1e-2), patterns=4, float_as=FLOAT32)
+    low, high = rate_name(1e-6), rate_name(1e-2)
+    assert r.threat_model == "bit-errors" and r.repeats == 4 and list(r.attacks) == [low, high]
     assert all(0 <= s.robust_acc[a] <= s.clean_acc for s in r.per_seed for a in r.attacks)
-    # exponent flips in float32 words are catastrophic: 1 % of the bits wreck the network
-    assert r.robust_acc["ber-1%"] <= 0.25 and r.robust_acc["ber-0.01%"] >= r.robust_acc["ber-1%"]
-    # the model is restored: the same clean predictions as before
+    # every column and the clean pass are timed (console and leaderboard show the seconds)
+    assert r.clean_time_s > 0 and all(r.wall_time_s[a] > 0 for a in r.attacks)
+    # exponent flips in float32 words are catastrophic: 1 % of the bits wreck the network, while
+    # at 1e-6 (a couple of the tiny network's ~2.5 M bits per pattern) most patterns leave it intact
+    assert r.robust_acc[high] <= 0.25 and r.robust_acc[low] >= r.robust_acc[high] + 0.1
+    # the model comes back as it came: its float weights, not the int8 post-training codes the threat stored
     with torch.no_grad():
-        assert torch.equal(model(data.x).argmax(1), tiny_trained(data.x).argmax(1))
+        assert torch.equal(model(data.x), tiny_trained(data.x))
     with pytest.raises(QrobenchError, match="fractions"):
         evaluate_bit_errors(model, data, rates=(2.0,))
 
@@ -147,9 +151,10 @@ def test_an_attack_under_errors_meets_the_same_patterns(tiny_trained, test_point
         assert (n == a).all()
         assert not (s & ~a).any()
     assert none.masks("clean")[0].tolist() == alone.masks("clean")[0].tolist()
-    # the model is restored: the same clean predictions as before
+    assert all(s.wall_time_s[name] > 0 and s.clean_time_s > 0 for s in strong.per_seed)
+    # the model comes back as it came: its float weights, not the int8 post-training codes the threat stored
     with torch.no_grad():
-        assert torch.equal(model(data.x).argmax(1), tiny_trained(data.x).argmax(1))
+        assert torch.equal(model(data.x), tiny_trained(data.x))
 
 
 def test_an_attack_under_errors_needs_an_input_gradient():

@@ -61,7 +61,8 @@ def _export(model, path, dynamic=True):
 
 def _quantize(src, dst, calib, fmt=QuantFormat.QDQ):
     quantize_static(str(src), str(dst), _Calibration(calib), quant_format=fmt, per_channel=True,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                    reduce_range=True)  # exact int8 kernels on CPUs with or without VNNI (docs/protocol.md §8.8)
 
 
 @pytest.fixture(scope="module")
