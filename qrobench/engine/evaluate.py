@@ -150,32 +150,36 @@ class CleanMismatch(QrobenchError):
     """``--expect-clean`` found other clean predictions than the expected file's."""
 
 
-def check_expected_clean(expected: Result, seed: int, correct: torch.Tensor, start: int) -> None:
-    """Refuse to go on when the clean predictions on points ``start``.. differ from ``expected``'s
-    (``--expect-clean``): attack files of one model are merged only over equal clean predictions
-    (merge.py), so hours of attacks on a machine that computes other logits would be lost."""
-    stop = start + len(correct)
+def check_expected_clean(model, data: EvalData, cfg: EvalConfig, device, expected: Result, seeds) -> None:
+    """Refuse to go on when this machine's clean predictions differ from ``expected``'s on *all*
+    its points, not only the run's (``--expect-clean``): attack files of one model are merged
+    only over equal clean predictions (merge.py), and a CPU whose int8 kernels round a few
+    points otherwise would pass a check of one shard by chance. One clean pass, before any attack."""
     lo, hi = expected.first_index, expected.first_index + expected.n
-    if start < lo or stop > hi:
-        raise QrobenchError(f"--expect-clean: the file holds points {lo}–{hi - 1}, the run needs {start}–{stop - 1}")
-    runs = [s for s in expected.per_seed if s.seed == seed]
-    if not runs or not runs[0].outcomes:
-        raise QrobenchError(f"--expect-clean: the file holds no per-point clean outcomes for seed {seed} "
-                            f"(seeds {expected.seeds})")
-    want = torch.from_numpy(decode_mask(runs[0].outcomes["clean"], expected.n)[start - lo:stop - lo])
-    differ = int((want != correct).sum())
-    if differ:
-        c = cpu_info()
-        raise CleanMismatch(
-            f"--expect-clean: {differ} of the {len(correct)} points' clean predictions (seed {seed}) differ from the "
-            f"expected file's, so what this run measures could not be merged with it. Same model file "
-            f"(card sha256), batch size and device? On this CPU ({c['name']}, int8 dot product: {c['int8_dot']}) an "
-            "int8 runtime may compute other logits (docs/protocol.md §8.8): run the pieces on a CPU like the one "
-            "that measured the file")
+    if lo % cfg.batch_size or (hi % cfg.batch_size and hi != len(data)) or hi > len(data):
+        raise QrobenchError(f"--expect-clean: the file holds points {lo}–{hi - 1}, which are not whole batches of "
+                            f"{cfg.batch_size} among this run's {len(data)} points")
+    for seed in seeds:
+        runs = [s for s in expected.per_seed if s.seed == seed]
+        if not runs or not runs[0].outcomes:
+            raise QrobenchError(f"--expect-clean: the file holds no per-point clean outcomes for seed {seed} "
+                                f"(seeds {expected.seeds})")
+        want = torch.from_numpy(decode_mask(runs[0].outcomes["clean"], expected.n))
+        got = torch.cat([_clean_batch(model, data, cfg, device, seed, b)[0]
+                         for b in range(lo // cfg.batch_size, -(-hi // cfg.batch_size))])
+        differ = int((want != got).sum())
+        if differ:
+            c = cpu_info()
+            raise CleanMismatch(
+                f"--expect-clean: {differ} of the file's {expected.n} points get other clean predictions here (seed "
+                f"{seed}), so what this run measures could not be merged with it. Same model file (card sha256), "
+                f"batch size and device? On this CPU ({c['name']}, int8 dot product: {c['int8_dot']}) an int8 runtime "
+                "may compute other logits (docs/protocol.md §8.8): run the pieces on a CPU like the one that "
+                "measured the file")
 
 
 def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags,
-              batches: range, journal: Journal, extras: dict, expect_clean: Result | None = None) -> SeedResult:
+              batches: range, journal: Journal, extras: dict) -> SeedResult:
     """One seed over ``batches`` (a shard, or all of them); finished batches come from, and
     new ones go to, the journal."""
     seed = cfg.seed + repeat
@@ -191,8 +195,6 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
             extras.setdefault("clean", []).append(extra)
         correct[s - start:e - start] = m
         clean_time += dt
-    if expect_clean is not None:
-        check_expected_clean(expect_clean, seed, correct, start)
     robust, times, zero_grad = {}, {}, {}
     alive = correct.clone()  # cascade: the points no attack has broken yet
     for k, (name, atk) in enumerate(attacks.items(), start=1):
@@ -294,12 +296,14 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
             equivalence = check_materialised(model, data.x[start:stop], cfg.batch_size, device)
             if not equivalence["passed"]:
                 run_flags.add("materialise-mismatch")
-        try:
-            runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras, expect_clean)
-                    for r in range(repeats)]
-        except CleanMismatch:
-            log.discard()  # its clean batches are this machine's: a resume elsewhere must not reuse them
-            raise
+        if expect_clean is not None:
+            try:
+                check_expected_clean(model, data, cfg, device, expect_clean, [cfg.seed + r for r in range(repeats)])
+            except QrobenchError:
+                log.discard()  # nothing measured yet: no journal for a --resume to trip over
+                raise
+        runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras)
+                for r in range(repeats)]
     total = time.perf_counter() - t_start
     model.to(memory_format=torch.contiguous_format)
 

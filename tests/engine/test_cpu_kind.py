@@ -67,7 +67,7 @@ def test_expect_clean_stops_before_attacking(tiny_zoo, data_dir, tmp_path, monke
     d = json.loads(row.read_text())
     n = d["n"]
     clean = decode_mask(d["per_seed"][0]["outcomes"]["clean"], n)
-    clean[25] = ~clean[25]
+    clean[5] = ~clean[5]  # in shard 0: the check covers every point of the file, not only the run's
     d["per_seed"][0]["outcomes"]["clean"] = encode_mask(clean)
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(d))
@@ -77,7 +77,7 @@ def test_expect_clean_stops_before_attacking(tiny_zoo, data_dir, tmp_path, monke
     assert main([*base, "--attacks", "cw", "--batch-size", "20", "--shard", "1/2", "--output", str(other),
                  "--expect-clean", str(tampered)]) == 2
     err = capsys.readouterr().err
-    assert "1 of the 20 points' clean predictions (seed 0) differ" in err and "int8 dot product" in err
+    assert "1 of the file's 40 points get other clean predictions here (seed 0)" in err and "int8 dot product" in err
     assert not other.exists() and tampered.read_text() == before
     assert not (tmp_path / "other.json.journal").exists()  # no clean batches left for a --resume to reuse
     # another seed, or a file of another model, is refused with what to do
