@@ -24,6 +24,13 @@ def _seconds(t: float | None) -> str:
     return f"{t:.1f}" if t else ""  # records written before weight threats timed their columns hold 0
 
 
+def _cpu(result: Result) -> str:
+    c = result.cpu or {}
+    if "name" not in c:
+        return ""
+    return f": {c['name']}, {c.get('capability', '?')}, int8 dot product {c.get('int8_dot', '?')}"
+
+
 def format_result_table(result: Result, fmt: str = "github") -> str:
     show_std = result.repeats > 1
     std = result.std
@@ -34,7 +41,7 @@ def format_result_table(result: Result, fmt: str = "github") -> str:
     if result.robust_acc:
         rows.append(["worst case", _pct(result.worst_case_acc, std.worst_case_acc, show_std), iv["worst_case"], ""])
     head = (f"{result.model}  ({result.precision}, n={result.n}, eps={result.eps:.5f}, "
-            f"{_seeds(result)}, device={result.device})\n"
+            f"{_seeds(result)}, device={result.device}{_cpu(result)})\n"
             f"data: {result.data_source}\n"
             f"sparsity {100 * result.sparsity:.2f} %, channel sparsity "
             f"{100 * result.channel_sparsity:.2f} %, size {result.size_bytes / 1024:.1f} KB "

@@ -16,6 +16,7 @@ from qrobench.engine.merge import merge_results
 from qrobench.engine.outcomes import decode_mask, encode_mask
 from qrobench.engine.results import read_result
 from qrobench.errors import QrobenchError
+from qrobench.reports.console import format_result_table
 
 EPS = 2 / 255
 
@@ -28,6 +29,7 @@ def test_a_run_records_its_cpu(tiny_trained, test_points, tmp_path):
     assert c["int8_dot"] in {label for _, label in _INT8_DOT} | {"none", "unknown"}
     assert c["capability"] == r.cpu["capability"] != ""
     assert read_result(write_result(r, tmp_path / "r.json")).cpu == c
+    assert f"device=cpu: {c['name']}, {c['capability']}, int8 dot product {c['int8_dot']}" in format_result_table(r)
 
 
 def test_int8_pieces_from_cpus_of_other_kinds_are_not_merged(tiny_trained, test_points, tmp_path):
