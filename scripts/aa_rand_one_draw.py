@@ -1,0 +1,114 @@
+"""Does `aa-rand` carry the one-draw bias that first-success carried for pgd20 (protocol §6.4)?
+
+pyautoattack's rand version decides "broken" from one noise draw in three places (clean check,
+cascade flags after APGD-CE, APGD's x_best_adv), and the engine scores what it returns with a
+fresh draw. This compares, on one randomised zoo model's first N points:
+  A: the engine's `aa-rand` attack object (pyautoattack, version "rand"), as the zoo would run it;
+  B: its two parts, APGD-CE and APGD-DLR (100 iterations, 20 EOT draws, 1 restart, the same
+     settings), each run on every clean-correct point and returning its highest-EOT-loss iterate
+     (pyautoattack's x_best) instead of the last one-draw-misclassified one; a point survives B
+     when both parts' examples are classified correctly.
+Both are scored on the same clean-correct points with D fresh noise draws (mean and spread over
+draws), so the comparison does not rest on one draw either. Writes JSON to --output.
+
+    OMP_NUM_THREADS=1 python scripts/aa_rand_one_draw.py --model enres20-fp --n 60 \
+        --output benchmarks/measured/aa-rand-one-draw-enres20-fp.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="enres20-fp")
+    p.add_argument("--n", type=int, default=60)
+    p.add_argument("--draws", type=int, default=5, help="fresh noise draws that score each example")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    args = p.parse_args()
+
+    from pyautoattack.autopgd_base import APGDAttack
+
+    import qrobench
+    from qrobench.attacks.base import create_attack
+    from qrobench.data.registry import load_test_set
+    from qrobench.engine.hardware import cpu_info
+    from qrobench.models.noise import is_stochastic, noise_seed
+    from qrobench.protocol import parse_eps
+    from qrobench.zoo.store import Zoo
+
+    t0 = time.perf_counter()
+    model, card = Zoo().load(args.model)
+    model.eval().requires_grad_(False)
+    if not is_stochastic(model):
+        raise SystemExit(f"{args.model} is not randomised: nothing to check")
+    data = load_test_set("cifar10", args.n, None)
+    eps = parse_eps("8/255")
+
+    def predict(x, draw: int) -> torch.Tensor:
+        with torch.inference_mode(), noise_seed(model, 10_000 + draw):
+            return model(x).argmax(1)
+
+    with noise_seed(model, args.seed):
+        with torch.inference_mode():
+            correct = model(data.x).argmax(1) == data.y  # one clean draw, as the engine's clean pass
+    x, y = data.x[correct], data.y[correct]
+
+    timings = {}
+    t = time.perf_counter()
+    aa = create_attack("aa-rand", model, eps=eps, device="cpu", seed=args.seed, randomised=True)
+    with noise_seed(model, args.seed + 1):
+        x_a = aa.perturb(x, y, generator=torch.Generator().manual_seed(args.seed))
+    timings["A_aa_rand_s"] = time.perf_counter() - t
+
+    parts = {}
+    for loss in ("ce", "dlr"):
+        t = time.perf_counter()
+        atk = APGDAttack(model, n_iter=100, n_restarts=1, eps=eps, norm="Linf", loss=loss, rho=0.75,
+                         eot_iter=20, seed=args.seed, device=torch.device("cpu"))
+        with noise_seed(model, args.seed + 2):
+            torch.manual_seed(args.seed)
+            atk.init_hyperparam(x)  # what perturb() does first
+            x_best, _, _, _ = atk.attack_single_run(x.clone(), y.clone())
+        parts[loss] = x_best.detach()
+        assert float((x_best - x).abs().max()) <= eps + 1e-6
+        timings[f"B_apgd_{loss}_s"] = time.perf_counter() - t
+
+    a_acc, b_acc, ce_acc, dlr_acc = [], [], [], []
+    for d in range(args.draws):
+        ok_a = predict(x_a, 2 * d) == y
+        ok_ce = predict(parts["ce"], 2 * d) == y
+        ok_dlr = predict(parts["dlr"], 2 * d + 1) == y  # the two parts meet independent draws
+        n = args.n
+        a_acc.append(float(ok_a.sum()) / n)
+        ce_acc.append(float(ok_ce.sum()) / n)
+        dlr_acc.append(float(ok_dlr.sum()) / n)
+        b_acc.append(float((ok_ce & ok_dlr).sum()) / n)
+
+    def summary(v):
+        return {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "per_draw": v}
+
+    out = {"model": args.model, "card_sha256": card.sha256, "n": args.n, "clean_correct": int(correct.sum()),
+           "seed": args.seed, "scoring_draws": args.draws, "eps": eps,
+           "A_aa_rand": summary(a_acc), "B_parts_worst": summary(b_acc),
+           "B_apgd_ce": summary(ce_acc), "B_apgd_dlr": summary(dlr_acc),
+           "accuracies": "fractions of the n points (robust points / n), scored with fresh noise draws",
+           "timings": timings, "total_s": time.perf_counter() - t0, "threads": torch.get_num_threads(),
+           "cpu": cpu_info(), "qrobench": qrobench.__version__,
+           "command": f"OMP_NUM_THREADS={torch.get_num_threads()} python scripts/aa_rand_one_draw.py --model "
+                      f"{args.model} --n {args.n} --draws {args.draws} --seed {args.seed} --output {args.output}"}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps({k: out[k] for k in ("A_aa_rand", "B_parts_worst", "B_apgd_ce", "B_apgd_dlr")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
