@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="continue the killed run that was writing --output, from its journal")
     r.add_argument("--expect-clean", default=None, metavar="RESULT.json",
-                   help="stop before attacking unless this machine's clean predictions on the run's points "
-                        "equal the ones in RESULT.json (e.g. the zoo row the pieces will join): a model or "
+                   help="stop before attacking unless this machine's clean predictions on all of RESULT.json's "
+                        "points equal the ones it holds (e.g. the zoo row the pieces will join): a model or "
                         "CPU that computes other logits makes pieces that cannot be merged")
     r.add_argument("--cascade", action="store_true",
                    help="attack each point only until one attack breaks it (AutoAttack-style): the worst case "

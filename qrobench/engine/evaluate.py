@@ -146,10 +146,6 @@ def _journaled(journal: Journal, seed: int, part: str, b: int, size: int, comput
     return mask, dt, zero_grad, extra
 
 
-class CleanMismatch(QrobenchError):
-    """``--expect-clean`` found other clean predictions than the expected file's."""
-
-
 def check_expected_clean(model, data: EvalData, cfg: EvalConfig, device, expected: Result, seeds) -> None:
     """Refuse to go on when this machine's clean predictions differ from ``expected``'s on *all*
     its points, not only the run's (``--expect-clean``): attack files of one model are merged
@@ -170,7 +166,7 @@ def check_expected_clean(model, data: EvalData, cfg: EvalConfig, device, expecte
         differ = int((want != got).sum())
         if differ:
             c = cpu_info()
-            raise CleanMismatch(
+            raise QrobenchError(
                 f"--expect-clean: {differ} of the file's {expected.n} points get other clean predictions here (seed "
                 f"{seed}), so what this run measures could not be merged with it. Same model file (card sha256), "
                 f"batch size and device? On this CPU ({c['name']}, int8 dot product: {c['int8_dot']}) an int8 runtime "
