@@ -12,7 +12,7 @@ Checks read from the result record alone (the leaderboard applies them to every 
 (per-point outcomes), ``eot-gap``, ``noisy-early-stop``, ``eps-not-monotone``, ``zero-gradients``, ``stochastic`` (as
 the record says). Checks that need the model (a short probe on the first points, :func:`probe`):
 ``stochastic`` (two passes compared), ``forward-calls-backward``, ``probability-output``,
-``zero-gradients`` (measured directly), ``unstable-predictions`` (Pintor et al., NeurIPS 2022),
+``zero-gradients`` (measured directly), ``tied-logits``, ``unstable-predictions`` (Pintor et al., NeurIPS 2022),
 ``large-eps-not-broken``; and, with the record's per-point outcomes, ``random-beats-attacks``
 (:func:`random_ball_finding`).
 """
@@ -34,6 +34,7 @@ from ..attacks.pgd import PGD, RETURNS_TEXT
 from ..models.noise import noise_seed
 from ..protocol import eps_text, has_eot
 from .evaluate import resolve_device
+from .hardware import cpu_info
 from .outcomes import decode_mask
 from .results import Result
 from .seeding import ATTACK_GENERATOR, ATTACK_NOISE, SCORE_NOISE, batch_seed, generator, predict
@@ -93,6 +94,13 @@ INCOMPLETE_FRACTION = 0.05
 TWIN_AGREEMENT = 0.95
 TWIN_TRANSFER = 0.5
 TWIN_TRANSFER_MIN_POINTS = 10
+# tied-logits: a model whose logits are quantized (an int8 runtime's requantized output layer) gives
+# several classes exactly the same largest logit; argmax takes the lowest class index, so whether
+# such a point counts as correct is decided by the class order, and one rounding step on another
+# CPU's int8 kernels turns it. Flag when more than this fraction of the probe points have the true
+# class among tied largest logits: the accuracy is then uncertain by more than a percentage point
+# that no seed spread or interval shows.
+TIE_FRACTION = 0.01
 
 
 FLAG_HELP = {
@@ -128,6 +136,9 @@ FLAG_HELP = {
                             "the attacks are failing",
     "incomplete-optimisation": "PGD with 5× the steps and 5 restarts breaks more than 5 % of the probe points "
                                "the battery left robust: the battery's attacks had not converged",
+    "tied-logits": "more than 1 % of the probe points have the true class tied with another class for the largest "
+                   "(quantized) logit: argmax's lowest-index rule decides them, so the accuracy moves with the tie "
+                   "rule and with another CPU's int8 rounding",
     "twin-mismatch": "a deployed model attacked through its twin (BPDA): the twin agrees with it on fewer than "
                      "95 % of clean points, or fewer than half of the adversarial examples that fool the twin "
                      "fool the deployed model: the gradients come from a different function",
@@ -385,6 +396,20 @@ def _unstable_finding(model, x, y, seed, device) -> Finding:
                    f"threshold {100 * UNSTABLE_FRACTION:.0f} % of points)")
 
 
+def _tie_finding(logits: torch.Tensor, y: torch.Tensor) -> Finding:
+    top = logits.max(1, keepdim=True).values
+    at_top = logits == top
+    ties = at_top.sum(1) > 1
+    label_ties = ties & at_top.gather(1, y[:, None]).squeeze(1)
+    frac = float(label_ties.float().mean())
+    won = int((label_ties & (logits.argmax(1) == y)).sum())
+    return Finding("tied-logits", "flag" if frac > TIE_FRACTION else "pass",
+                   f"{int(label_ties.sum())} of {len(y)} probe points ({100 * frac:.0f} %) have the true class tied "
+                   f"for the largest logit ({won} of them counted correct by argmax's lowest-index rule); "
+                   f"{int(ties.sum())} have a tie at the top; {logits.unique().numel()} distinct logit values "
+                   f"(flag above {100 * TIE_FRACTION:g} %)")
+
+
 def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu", seed: int = 0,
           stochastic: bool = False) -> list[Finding]:
     """Checks that need the model: randomness, gradients computed in the forward pass, the
@@ -402,6 +427,8 @@ def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu", seed
     probs = bool((logits >= 0).all() and torch.allclose(logits.sum(1), torch.ones(len(x), device=device), atol=1e-3))
     out.append(Finding("probability-output", "flag" if probs else "pass",
                        "outputs are non-negative and sum to 1" if probs else "outputs are logits"))
+
+    out.append(_tie_finding(logits, y))
 
     correct = predict(model, x, len(x), device, (seed, 0, 0)).to(device) == y
     if int(correct.sum()) == 0:
@@ -558,7 +585,7 @@ def diagnose_result(result: Result, model, data, curve: dict | None = None, devi
         "findings": [f.as_dict() for f in findings],
         "flags": flags(findings),
         "probe": {"points": len(x), "attack": f"PGD-{PROBE_STEPS}, step ε/10, random start",
-                  "eps": LARGE_EPS, "device": str(dev), "unstable_radius": UNSTABLE_RADIUS,
+                  "eps": LARGE_EPS, "device": str(dev), "cpu": cpu_info(), "unstable_radius": UNSTABLE_RADIUS,
                   "unstable_draws": UNSTABLE_DRAWS, "random_samples": RANDOM_SAMPLES,
                   "incomplete": f"PGD-{LONG_STEPS} margin, {LONG_RESTARTS} restarts"},
         "command": command,

@@ -231,3 +231,41 @@ def test_a_twin_that_disagrees_with_the_deployed_model_is_flagged():
     assert _status(record_findings(dataclasses.replace(r, deployment=low_transfer)), "twin-mismatch") == "flag"
     few = {**good, "transfer": {"pgd20": {"twin_fooled": 4, "both_fooled": 0, "rate": 0.0}}}  # too few to judge
     assert _status(record_findings(dataclasses.replace(r, deployment=few)), "twin-mismatch") == "pass"
+
+
+def test_logits_on_a_coarse_grid_trip_tied_logits_and_plain_logits_do_not():
+    """An int8 runtime's requantized output layer: logits rounded to a grid step, so several classes
+    share the largest value; argmax's lowest-index rule then decides whether the point is correct."""
+    from qrobench.engine.diagnostics import TIE_FRACTION, _tie_finding
+
+    net = _net()
+    x, y = _points(net, 32)
+    with torch.no_grad():
+        logits = net(x)
+    step = float(logits.abs().max()) / 2  # five levels: most points tie at the top
+    coarse = torch.round(logits / step) * step
+    flagged = _tie_finding(coarse, y)
+    at_top = coarse == coarse.max(1, keepdim=True).values
+    label_ties = int(((at_top.sum(1) > 1) & at_top[torch.arange(len(y)), y]).sum())
+    assert label_ties > TIE_FRACTION * len(y) and flagged.status == "flag"
+    assert flagged.reason.startswith(f"{label_ties} of {len(y)} probe points")
+    assert _tie_finding(logits, y).status == "pass"  # continuous logits: no ties
+    # exactly one label tie among 100 points is within the threshold; two are not
+    base = torch.zeros(100, 10)
+    base[torch.arange(100), 0] = 1.0
+    labels = torch.zeros(100, dtype=torch.long)
+    one, two = base.clone(), base.clone()
+    one[0, 3] = 1.0
+    two[:2, 3] = 1.0
+    assert _tie_finding(one, labels).status == "pass" and _tie_finding(two, labels).status == "flag"
+    # a tie that does not involve the true class does not decide correctness
+    other = base.clone()
+    other[:5, 0] = 0.0
+    other[:5, 3] = other[:5, 4] = 1.0
+    assert _tie_finding(other, labels).status == "pass"
+    assert "counted correct" in _tie_finding(two, labels).reason
+
+
+def test_the_probe_reports_tied_logits(probes):
+    for kind in ("plain", "hard", "ste"):
+        assert _status(probes[kind], "tied-logits") == "pass", kind
