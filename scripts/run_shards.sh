@@ -63,7 +63,8 @@ expect_opt=(); [ -n "$expect" ] && expect_opt=(--expect-clean "$expect")
 order=$(seq 0 $((k - 1))); [ -n "${REVERSE:-}" ] && order=$(seq $((k - 1)) -1 0)
 for i in $order; do
   out="results/pieces/$model/${model}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
-  while pgrep -f -- "--output $out" >/dev/null; do sleep 30; done  # another runner has it
+  # another runner has it (the path as a literal: a battery's file name holds '+', a regex operator)
+  while pgrep -f -- "--output $(printf '%s' "$out" | sed 's/[][\.*^$+?(){}|]/\\&/g')" >/dev/null; do sleep 30; done
   if [ -f "$out" ]; then commit "$out" "$i"; continue; fi
   resume=(); [ -f "$out.journal" ] && resume=(--resume)
   echo "$(date -u +%FT%TZ) start $out"
