@@ -65,9 +65,13 @@ def test_stochastic_model_is_repeatable_and_reports_mean_and_std(tiny_trained, t
     assert a.seeds == [1, 2, 3]
     assert a.clean_acc == b.clean_acc and a.robust_acc == b.robust_acc  # seeded: repeatable
     per_seed = [p.clean_acc for p in a.per_seed]
-    assert len(set(per_seed)) > 1  # the noise really changes predictions from seed to seed
+    # the noise really acts at test time: two passes of the same points give other logits (whether it
+    # also moves the clean accuracy of this tiny model depends on its trained weights, i.e. the CPU)
+    x = kw["data"].x[:8]
+    with torch.no_grad():
+        assert not torch.equal(m(x), m(x))
     assert a.clean_acc == pytest.approx(statistics.fmean(per_seed))
-    assert a.std.clean_acc == pytest.approx(statistics.stdev(per_seed)) and a.std.clean_acc > 0
+    assert a.std.clean_acc == pytest.approx(statistics.stdev(per_seed))
     c = evaluate(m, seed=4, **kw)  # other seeds, other noise
     assert [p.clean_acc for p in c.per_seed] != per_seed
 
