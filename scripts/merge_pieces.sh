@@ -6,10 +6,18 @@
 #   3. every attack file (and M__basic.json) → results/zoo/M.json, then `qrobench diagnose`.
 # Incomplete shard sets (and a randomised model's attacks with fewer than SEEDS=3 seeds) are
 # reported and left out; nothing already merged is rewritten unless one of its sources is newer. Usage: scripts/merge_pieces.sh MODEL [--no-zoo]  (then: qrobench leaderboard)
+# THREAT=l2 (another threat model with an attack battery): the pieces in results/pieces/MODEL/l2/
+# go into results/threats/l2/MODEL.json instead; that file, where it was one run of its own (the
+# cheap battery), first joins the pieces as MODEL__l2__ATTACKS.json, so that every merge starts
+# from the pieces and the run's own command stays on record.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:?usage: scripts/merge_pieces.sh MODEL [--no-zoo]}
-dir="results/pieces/$model"
+model=${1:?usage: [THREAT=l2] scripts/merge_pieces.sh MODEL [--no-zoo]}
+threat=${THREAT:-linf}
+dir="results/pieces/$model" prefix=$model target="results/zoo/$model.json"
+if [ "$threat" != linf ]; then
+  dir="results/pieces/$model/$threat" prefix="${model}__$threat" target="results/threats/$threat/$model.json"
+fi
 [ -d "$dir" ] || { echo "no pieces for $model in $dir" >&2; exit 2; }
 run() { echo "+ $*"; "$@"; }
 # up_to_date OUT SOURCES...: OUT exists and was merged after every source was written (the
@@ -24,7 +32,7 @@ PY
 }
 
 # 1. shards → one file per (attack, seed)
-for first in "$dir"/"$model"__*__shard0of*.json; do
+for first in "$dir"/"$prefix"__*__shard0of*.json; do
   [ -e "$first" ] || continue
   stem=${first%__shard0of*.json}; k=${first##*__shard0of}; k=${k%.json}
   files=(); missing=()
@@ -41,7 +49,7 @@ for first in "$dir"/"$model"__*__shard0of*.json; do
 done
 
 # 2. seeds → one file per attack (randomised models)
-for first in "$dir"/"$model"__*__seed0.json; do
+for first in "$dir"/"$prefix"__*__seed0.json; do
   [ -e "$first" ] || continue
   stem=${first%__seed0.json}
   seeds=()
@@ -57,9 +65,19 @@ done
 [ "${2:-}" = "--no-zoo" ] && exit 0
 # 3. attacks → the zoo row (files without a shard or seed suffix)
 # in the battery's order: the basic battery first, AutoAttack last
+if [ "$threat" != linf ] && [ -f "$target" ]; then
+  own=$(python3 - "$target" "$dir/$prefix" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+if not d.get("merged_from"):  # one run of its own: it becomes a piece, named by its attacks
+    print(sys.argv[2] + "__" + "+".join(d["attacks"]) + ".json")
+PY
+)
+  if [ -n "$own" ] && [ ! -e "$own" ]; then run cp "$target" "$own"; fi
+fi
 parts=()
 for pattern in basic '*+*' fgsm pgd20 cw square eot-pgd20 '*' aa aa-rand; do
-  for f in "$dir"/"$model"__$pattern.json; do
+  for f in "$dir"/"$prefix"__$pattern.json; do
     [ -e "$f" ] || continue
     case "$f" in *__shard*of*.json | *__seed[0-9]*.json) continue ;; esac
     case " ${parts[*]} " in *" $f "*) continue ;; esac
@@ -67,10 +85,10 @@ for pattern in basic '*+*' fgsm pgd20 cw square eot-pgd20 '*' aa aa-rand; do
     parts+=("$f")
   done
 done
-if [ ${#parts[@]} -eq 0 ]; then echo "$model: nothing to merge into results/zoo/$model.json"; exit 0; fi
+if [ ${#parts[@]} -eq 0 ]; then echo "$model: nothing to merge into $target"; exit 0; fi
 if [ ${#parts[@]} -eq 1 ]; then
-  run cp "${parts[0]}" "results/zoo/$model.json"
+  run cp "${parts[0]}" "$target"
 else
-  run qrobench merge "${parts[@]}" --output "results/zoo/$model.json"
+  run qrobench merge "${parts[@]}" --output "$target"
 fi
-run qrobench diagnose --model "$model"
+run qrobench diagnose --model "$model" --result "$target"

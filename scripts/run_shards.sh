@@ -9,15 +9,24 @@
 #   QROBENCH_CODE=<checkout> (run the code of another checkout, e.g. a `git worktree` of a
 #   fixed commit, so that editing this tree cannot change a running job), REVERSE=1 (take the
 #   shards from the last to the first, so that a second chain on the same model meets the
-#   first in the middle instead of queueing behind it).
-# Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json; scripts/merge_pieces.sh
-# MODEL merges them into the zoo row. A randomised model's pieces must share one batch size
+#   first in the middle instead of queueing behind it), THREAT=linf (another threat model with
+#   an attack battery, e.g. THREAT=l2: `--threat-model l2`, its pieces in a folder of their own).
+# Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json (another threat model's in
+# results/pieces/MODEL/THREAT/MODEL__THREAT__ATTACK__shardIofK.json); scripts/merge_pieces.sh
+# MODEL merges them into the zoo row (THREAT=l2 scripts/merge_pieces.sh MODEL: into
+# results/threats/l2/MODEL.json). A randomised model's pieces must share one batch size
 # (N/K) and device, or they cannot be merged: the script refuses a K or DEVICE that differs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 model=$1; attack=$2; k=$3; shift 3
 n=${N:-1000}
 bs=$(( n / k ))
+threat=${THREAT:-linf}
+dir="results/pieces/$model" prefix=$model row="results/zoo/$model.json" threat_opt=()
+if [ "$threat" != linf ]; then
+  dir="results/pieces/$model/$threat" prefix="${model}__$threat" row="results/threats/$threat/$model.json"
+  threat_opt=(--threat-model "$threat")
+fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export QROBENCH_DATA=${QROBENCH_DATA:-$(cd ../shared/data && pwd)}
 run=(qrobench)
@@ -29,22 +38,22 @@ commit() {  # commit one finished shard, retrying while another git command hold
   git ls-files --error-unmatch "$1" >/dev/null 2>&1 && return 0
   git add "$1"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    git commit -q -m "$model $attack${SEED:+ seed $SEED}: shard $2 of $k (n = $n, batch $bs, ${DEVICE:-cpu}, 1 thread)" -- "$1" && return 0
+    git commit -q -m "$model ${threat_opt[*]:+$threat }$attack${SEED:+ seed $SEED}: shard $2 of $k (n = $n, batch $bs, ${DEVICE:-cpu}, 1 thread)" -- "$1" && return 0
     sleep 7
   done
 }
-mkdir -p "results/pieces/$model"
+mkdir -p "$dir"
 # A randomised model's clean pass draws its noise per batch on the run's device, so pieces of
 # other batch sizes or devices would never merge with these (docs/protocol.md §6): refuse now,
 # not after hours of compute.
 # The zoo row the pieces will join, where it holds this seed's clean outcomes at this batch size
 # and device: every shard is run with --expect-clean against it, so a machine that computes other
 # clean predictions (an int8 runtime on another CPU kind, docs/protocol.md) stops before attacking.
-expect=$(python3 - "results/pieces/$model" "$bs" "${DEVICE:-cpu}" "results/zoo/$model.json" "${SEED:-0}" <<'PY'
+expect=$(python3 - "$dir" "$bs" "${DEVICE:-cpu}" "$row" "${SEED:-0}" <<'PY'
 import json, sys
 from pathlib import Path
 folder, bs, device, row, seed = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), int(sys.argv[5])
-for f in sorted(folder.glob("*.json")):
+for f in sorted(folder.glob("*.json")):  # this threat model's pieces only (a folder each)
     d = json.loads(f.read_text())
     if not d.get("stochastic"):
         continue
@@ -62,7 +71,7 @@ PY
 expect_opt=(); [ -n "$expect" ] && expect_opt=(--expect-clean "$expect")
 order=$(seq 0 $((k - 1))); [ -n "${REVERSE:-}" ] && order=$(seq $((k - 1)) -1 0)
 for i in $order; do
-  out="results/pieces/$model/${model}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
+  out="$dir/${prefix}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
   # another runner has it (the path as a literal: a battery's file name holds '+', a regex operator)
   while pgrep -f -- "--output $(printf '%s' "$out" | sed 's/[][\.*^$+?(){}|]/\\&/g')" >/dev/null; do sleep 30; done
   if [ -f "$out" ]; then commit "$out" "$i"; continue; fi
@@ -70,6 +79,7 @@ for i in $order; do
   echo "$(date -u +%FT%TZ) start $out"
   "${run[@]}" run --model "$model" --attacks "$attack" --repeats 1 --n "$n" --batch-size "$bs" \
     --shard "$i/$k" --device "${DEVICE:-cpu}" --seed "${SEED:-0}" --output "$out" --quiet "${resume[@]}" \
+    "${threat_opt[@]}" \
     "${expect_opt[@]}" "$@" || exit 1
   echo "$(date -u +%FT%TZ) done $out"
   commit "$out" "$i"

@@ -117,7 +117,7 @@ FLAG_HELP = {
     "noisy-early-stop": "a randomised model whose gradient attacks stopped each point at the first iterate "
                         "misclassified under one noise draw: the scoring pass's fresh draw often classifies that "
                         "boundary point correctly, so those attacks' robust accuracy is too high",
-    "large-eps-not-broken": "at ε = 64/255 a long PGD does not break nearly every point: the attack cannot "
+    "large-eps-not-broken": "at L∞ ε = 64/255 a long PGD does not break nearly every point: the attack cannot "
                             "follow the gradient even where almost any image is reachable",
     "zero-gradients": "all-zero or non-finite input gradients (saturated or non-differentiable parts): on more "
                       "than 5 % of an attack's points, or at any clean-correct probe point",
@@ -453,7 +453,7 @@ def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu", seed
     with torch.inference_mode(), noise_seed(model, batch_seed(seed, 1, 0, SCORE_NOISE), device):
         success = float((model(x_adv).argmax(1) != yc).float().mean())
     out.append(Finding("large-eps-not-broken", "flag" if success < LARGE_EPS_SUCCESS else "pass",
-                       f"PGD-{PROBE_STEPS} at ε = {eps_text(LARGE_EPS)} breaks {100 * success:.1f} % of "
+                       f"L∞ PGD-{PROBE_STEPS} at ε = {eps_text(LARGE_EPS)} breaks {100 * success:.1f} % of "
                        f"{len(yc)} correct points (required {100 * LARGE_EPS_SUCCESS:.0f} %)"))
     return out
 
