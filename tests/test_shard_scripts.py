@@ -1,0 +1,88 @@
+"""The zoo's background-compute scripts end to end, on the tiny zoo in a scratch git repository:
+scripts/run_shards.sh commits each shard, scripts/merge_pieces.sh joins them into the row."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def scratch(tmp_path, tiny_zoo, data_dir):
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    for s in ("run_shards.sh", "merge_pieces.sh"):
+        shutil.copy(REPO / "scripts" / s, root / "scripts" / s)
+    env = dict(os.environ, QROBENCH_CODE=str(REPO), QROBENCH_ZOO=str(tiny_zoo), QROBENCH_DATA=str(data_dir),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env.pop("THREAT", None)
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, env=env, check=True, capture_output=True, text=True)  # noqa: E731
+    git("init", "-q")
+    git("add", "scripts")
+    git("commit", "-q", "-m", "scripts")
+    return root, env, git
+
+
+def _sh(root, env, *args, **extra):
+    p = subprocess.run(["bash", *args], cwd=root, env=dict(env, **extra), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def _run(root, env, *args):
+    subprocess.run([sys.executable, "-m", "qrobench.cli", "run", "--model", "res8-fp", "--n", "40", "--batch-size",
+                    "20", "--quiet", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True, timeout=600)
+
+
+def test_l2_shards_commit_and_merge_with_the_cheap_file_into_the_threat_row(scratch, tmp_path):
+    root, env, git = scratch
+    l2 = root / "results" / "threats" / "l2"
+    l2.mkdir(parents=True)
+    # the cheap battery, as one run of its own (as results/threats/l2/* were measured)
+    _run(root, env, "--threat-model", "l2", "--attacks", "fgsm", "--output", str(l2 / "res8-fp.json"))
+    cheap_command = json.loads((l2 / "res8-fp.json").read_text())["command"]
+
+    _sh(root, env, "scripts/run_shards.sh", "res8-fp", "pgd20", "2", THREAT="l2", N="40")
+    pieces = root / "results" / "pieces" / "res8-fp" / "l2"
+    shards = sorted(p.name for p in pieces.glob("*__shard*"))
+    assert shards == ["res8-fp__l2__pgd20__shard0of2.json", "res8-fp__l2__pgd20__shard1of2.json"]
+    log = git("log", "--format=%s").stdout
+    assert "res8-fp l2 pgd20: shard 0 of 2" in log and "res8-fp l2 pgd20: shard 1 of 2" in log
+    for s in shards:  # each shard committed on its own
+        assert git("ls-files", f"results/pieces/res8-fp/l2/{s}").stdout.strip()
+    assert all("--threat-model l2" in json.loads((pieces / s).read_text())["command"] for s in shards)
+
+    out = _sh(root, env, "scripts/merge_pieces.sh", "res8-fp", THREAT="l2")
+    assert "qrobench diagnose" in out
+    row = json.loads((l2 / "res8-fp.json").read_text())
+    assert row["norm"] == "L2" and list(row["attacks"]) == ["fgsm", "pgd20"]
+    # the cheap run joined the pieces under its attacks' name, its own command kept
+    kept = json.loads((pieces / "res8-fp__l2__fgsm.json").read_text())
+    assert kept["command"] == cheap_command
+    assert not (root / "results" / "zoo").exists()  # the L∞ row is not touched
+
+    # the merged shards equal one process over all the points
+    whole = tmp_path / "whole.json"
+    _run(root, env, "--threat-model", "l2", "--attacks", "pgd20", "--output", str(whole))
+    one = json.loads(whole.read_text())
+    assert row["robust_acc"]["pgd20"] == one["robust_acc"]["pgd20"]
+    assert row["clean_acc"] == one["clean_acc"]
+    assert row["worst_case_acc"] <= min(row["robust_acc"].values()) + 1e-12
+
+    # merging again changes nothing and copies nothing more
+    before = sorted(p.name for p in pieces.iterdir())
+    _sh(root, env, "scripts/merge_pieces.sh", "res8-fp", THREAT="l2")
+    assert sorted(p.name for p in pieces.iterdir()) == before
+    again = json.loads((l2 / "res8-fp.json").read_text())
+    assert again["robust_acc"] == row["robust_acc"] and again["worst_case_acc"] == row["worst_case_acc"]
