@@ -3,7 +3,9 @@
 pyautoattack's rand version decides "broken" from one noise draw in three places (clean check,
 cascade flags after APGD-CE, APGD's x_best_adv), and the engine scores what it returns with a
 fresh draw. This compares, on one randomised zoo model's first N points:
-  A: the engine's `aa-rand` attack object (pyautoattack, version "rand"), as the zoo would run it;
+  A: pyautoattack's `run_standard_evaluation(version="rand")` over the clean-correct points, seeded
+     as the engine's `aa-rand` seeded it until this check's result made it run B's way on randomised
+     models (so the script still measures what it measured);
   B: its two parts, APGD-CE and APGD-DLR (100 iterations, 20 EOT draws, 1 restart, the same
      settings), each run on every clean-correct point and returning its highest-EOT-loss iterate
      (pyautoattack's x_best) instead of the last one-draw-misclassified one; a point survives B
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import time
 from pathlib import Path
@@ -46,10 +49,10 @@ def main() -> None:
         combine(args.combine, args.output)
         return
 
+    from pyautoattack import AutoAttack
     from pyautoattack.autopgd_base import APGDAttack
 
     import qrobench
-    from qrobench.attacks.base import create_attack
     from qrobench.data.registry import load_test_set
     from qrobench.engine.hardware import cpu_info
     from qrobench.models.noise import is_stochastic, noise_seed
@@ -76,9 +79,12 @@ def main() -> None:
 
     timings = {}
     t = time.perf_counter()
-    aa = create_attack("aa-rand", model, eps=eps, device="cpu", seed=args.seed, randomised=True)
+    aa_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(args.seed)))
+    aa = AutoAttack(model, eps=eps, norm="Linf", version="rand", device=torch.device("cpu"), seed=aa_seed)
+    aa.logger, aa.verbose = logging.getLogger("aa_rand_one_draw"), False
     with noise_seed(model, args.seed + 1):
-        x_a = aa.perturb(x, y, generator=torch.Generator().manual_seed(args.seed))
+        x_a, _ = aa.run_standard_evaluation(x.contiguous(), y, batch_size=len(x))
+        x_a = x_a.detach()
     timings["A_aa_rand_s"] = time.perf_counter() - t
 
     parts = {}
