@@ -136,19 +136,22 @@ def summary(v):
 
 def combine(paths: list[str], output: str) -> None:
     """Sum the pieces' robust counts draw by draw; pieces must be one check cut at point boundaries."""
-    pieces = sorted((json.loads(Path(f).read_text()) for f in paths), key=lambda d: d.get("start", 0))
+    pieces = [json.loads(Path(f).read_text()) for f in paths]
+    for d in pieces:
+        d.setdefault("start", 0)  # pieces written before --start began at point 0
+    pieces.sort(key=lambda d: d["start"])
     first = pieces[0]
     for d in pieces:
         for key in ("model", "card_sha256", "seed", "scoring_draws", "eps"):
             if d[key] != first[key]:
                 raise SystemExit(f"cannot combine: {key} differs ({d[key]!r} vs {first[key]!r})")
-    end = first.get("start", 0)
+    end = first["start"]
     for d in pieces:
-        if d.get("start", 0) != end:
+        if d["start"] != end:
             raise SystemExit(f"cannot combine: the pieces leave a gap or overlap at point {end}")
         end += d["n"]
-    n = end - first.get("start", 0)
-    out = {"model": first["model"], "card_sha256": first["card_sha256"], "start": first.get("start", 0), "n": n,
+    n = end - first["start"]
+    out = {"model": first["model"], "card_sha256": first["card_sha256"], "start": first["start"], "n": n,
            "clean_correct": sum(d["clean_correct"] for d in pieces), "seed": first["seed"],
            "scoring_draws": first["scoring_draws"], "eps": first["eps"]}
     for key in ("A_aa_rand", "B_parts_worst", "B_apgd_ce", "B_apgd_dlr"):
@@ -166,7 +169,7 @@ def combine(paths: list[str], output: str) -> None:
     out["accuracies"] = first["accuracies"]
     out["total_s"] = sum(d["total_s"] for d in pieces)
     out["cpu"] = [d["cpu"] for d in pieces]
-    out["pieces"] = [{"start": d.get("start", 0), "n": d["n"], "command": d["command"], "total_s": d["total_s"]}
+    out["pieces"] = [{"start": d["start"], "n": d["n"], "command": d["command"], "total_s": d["total_s"]}
                      for d in pieces]
     out["command"] = "python scripts/aa_rand_one_draw.py --combine " + " ".join(paths) + f" --output {output}"
     Path(output).parent.mkdir(parents=True, exist_ok=True)

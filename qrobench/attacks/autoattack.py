@@ -210,7 +210,7 @@ class AutoAttackRand(_AutoAttackCascade):
     def settings(self):
         if not self.randomised:
             return super().settings()
-        return {"eps": self.eps, "norm": self.norm,
+        return {**Attack.settings(self),  # not the cascade's: no pyautoattack.AutoAttack runs here
                 "implementation": "pyautoattack.APGDAttack(best_loss=True) per part, every point",
                 "version": self.version, "attacks": ["apgd-ce", "apgd-dlr"], "eot_iter": self.eot_iter,
                 "n_iter": self.n_iter, "n_restarts": self.n_restarts, "rho": self.rho,
