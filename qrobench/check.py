@@ -101,7 +101,10 @@ SETTINGS_CHANGED = "settings changed"
 
 def changed_settings(stored: Result, measured: Result) -> list[str]:
     """The attacks whose settings differ between the baseline and this run (e.g. a randomised
-    model's PGD now returns the last iterate, docs/protocol.md §6.4)."""
+    model's PGD now returns the last iterate, docs/protocol.md §6.4), or all of them where the
+    scoring draw of a randomised model changed (§6.4: a column is scored under the clean pass's draw)."""
+    if stored.score_draw != measured.score_draw:
+        return list(stored.robust_acc)
     return [a for a in stored.robust_acc if stored.attacks.get(a) != measured.attacks.get(a)]
 
 

@@ -9,6 +9,7 @@ import torch
 from qrobench.check import CHECK_ATTACKS, CHECK_N, CHECK_SEED, SETTINGS_CHANGED, CheckRow, compare
 from qrobench.cli import main
 from qrobench.engine import Result
+from qrobench.engine.results import SHARED_SCORE_DRAW
 from qrobench.errors import QrobenchError
 from qrobench.models import create_model
 from qrobench.testing import assert_robust
@@ -103,6 +104,11 @@ def test_compare_gives_no_verdict_where_the_attack_settings_changed():
     assert rows["fgsm"].status == "ok" and rows["clean"].status == "ok"
     same = {r.metric: r for r in compare(stored, dataclasses.replace(measured, attacks=stored.attacks), 2.0)}
     assert same["pgd20"].status == "REGRESSED"  # the same settings: a drop is a regression
+    # a randomised baseline scored under a draw per column vs a run under the shared draw (§6.4)
+    rescored = dataclasses.replace(measured, attacks=stored.attacks, stochastic=True, score_draw=SHARED_SCORE_DRAW)
+    rows = {r.metric: r for r in compare(dataclasses.replace(stored, stochastic=True), rescored, 2.0)}
+    assert {m: r.status for m, r in rows.items()} == {"clean": "ok", "pgd20": SETTINGS_CHANGED,
+                                                       "fgsm": SETTINGS_CHANGED, "worst case": SETTINGS_CHANGED}
 
 
 def test_default_protocol_is_fixed():

@@ -32,11 +32,11 @@ from ..attacks.base import ce_loss, is_white_box, margin_loss
 from ..attacks.gradient import input_gradient, random_start, zero_grad_fraction
 from ..attacks.pgd import PGD, RETURNS_TEXT
 from ..models.noise import noise_seed
-from ..protocol import eps_text, has_eot
+from ..protocol import eps_text, has_eot, threat_model
 from .evaluate import resolve_device
 from .hardware import cpu_info
 from .outcomes import decode_mask
-from .results import Result
+from .results import SHARED_SCORE_DRAW, Result
 from .seeding import ATTACK_GENERATOR, ATTACK_NOISE, SCORE_NOISE, batch_seed, generator, predict
 
 # thresholds (percentage points where marked pp)
@@ -117,6 +117,9 @@ FLAG_HELP = {
     "noisy-early-stop": "a randomised model whose gradient attacks stopped each point at the first iterate "
                         "misclassified under one noise draw: the scoring pass's fresh draw often classifies that "
                         "boundary point correctly, so those attacks' robust accuracy is too high",
+    "separate-score-draws": "a randomised model whose attacks were each scored under a noise draw of their own "
+                            "(records without score_draw): a point must survive one more independent draw per attack, so "
+                            "the worst case falls with the battery's size, not only with the attacks' strength",
     "large-eps-not-broken": "at L∞ ε = 64/255 a long PGD does not break nearly every point: the attack cannot "
                             "follow the gradient even where almost any image is reachable",
     "zero-gradients": "all-zero or non-finite input gradients (saturated or non-differentiable parts): on more "
@@ -215,6 +218,7 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
         out.append(Finding("eot-gap", "n/a", "needs a randomised model with pgd20 and eot-pgd20"))
 
     out.append(_early_stop_finding(r))
+    out.append(_score_draw_finding(r))
 
     if curve and len(curve) >= 2:
         pts = sorted(curve.items())
@@ -252,6 +256,21 @@ def _early_stop_finding(r: Result) -> Finding:
                                      "under one noise draw; their robust accuracy is an overestimate (re-run: "
                                      "randomised models now get the last iterate)")
     return Finding(name, "pass", "no gradient attack stopped on one noise draw")
+
+
+def _score_draw_finding(r: Result) -> Finding:
+    """separate-score-draws: a randomised model's ε-ball record whose columns were scored under
+    independent noise draws, so its worst case ANDs one more draw per attack (protocol §6.4)."""
+    name = "separate-score-draws"
+    if not r.stochastic:
+        return Finding(name, "n/a", "deterministic model: one forward pass is exact")
+    if not threat_model(r.threat_model).is_norm_ball:
+        return Finding(name, "n/a", f"a {r.threat_model} record: its headline is no worst case over attacks")
+    if r.score_draw == SHARED_SCORE_DRAW:
+        return Finding(name, "pass", "every attack scored under the clean pass's noise draw")
+    return Finding(name, "flag", f"clean and {len(r.attacks)} attack(s) each scored under a noise draw of their "
+                                 "own; the worst case is too low by the draws' disagreement (re-run: every attack is now "
+                                 "scored under the clean pass's draw)")
 
 
 def _twin_finding(r: Result) -> Finding:

@@ -38,7 +38,7 @@ from .deployment import (
 from .hardware import cpu_info
 from .journal import Journal
 from .outcomes import decode_mask, encode_mask
-from .results import Result, SeedResult
+from .results import SHARED_SCORE_DRAW, Result, SeedResult
 from .seeding import ATTACK_GENERATOR, ATTACK_NOISE, CLEAN, SCORE_NOISE, batch_seed, generator
 from .shards import WHOLE, batch_points, shard_points
 
@@ -106,9 +106,13 @@ def _clean_batch(model, data: EvalData, cfg: EvalConfig, device, seed: int, b: i
 
 
 def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, seed: int, k: int, b: int,
-                  correct: torch.Tensor) -> tuple[torch.Tensor, float | None, dict | None]:
+                  correct: torch.Tensor, shared_draw: bool = False) -> tuple[torch.Tensor, float | None, dict | None]:
     """Survival of batch ``b``'s points under attack ``k`` (False where not clean-correct), the
-    attack's zero-gradient fraction, and a deployed model's twin→deployed transfer counts."""
+    attack's zero-gradient fraction, and a deployed model's twin→deployed transfer counts.
+
+    ``shared_draw`` (randomised models): score the examples inside the whole clean batch under
+    the clean pass's own noise draw, so that every column of a point meets the same draw and the
+    worst case does not fall with the number of columns (docs/protocol.md §6.4)."""
     s, e = batch_points(b, len(data), cfg.batch_size)
     survived = torch.zeros(e - s, dtype=torch.bool)
     local = torch.nonzero(correct).flatten()
@@ -124,9 +128,16 @@ def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, see
     if dist.max() > cfg.eps + 1e-5 or x_adv.min() < 0 or x_adv.max() > 1:
         raise RuntimeError(f"attack {name} left the {cfg.norm} ε-ball or the image range "
                            f"(max ‖δ‖ = {float(dist.max()):.5f} > ε = {cfg.eps:.5f}); this is a bug in the attack")
-    with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
-        still = model(x_adv).argmax(1) == yb
-        transfer = transfer_counts(model, x_adv, yb, still) if isinstance(model, DeployedModel) else None
+    if shared_draw:
+        whole = data.x[s:e].to(device, memory_format=_mf(cfg))  # a copy: data.x stays untouched
+        whole[local.to(device)] = x_adv.to(whole.dtype)
+        with torch.inference_mode(), noise_seed(model, batch_seed(seed, CLEAN, 0, b), device):
+            still = model(whole).argmax(1)[local.to(device)] == yb
+        transfer = None  # deployed models are deterministic
+    else:
+        with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
+            still = model(x_adv).argmax(1) == yb
+            transfer = transfer_counts(model, x_adv, yb, still) if isinstance(model, DeployedModel) else None
     survived[local] = still.cpu()
     return survived, atk.diagnostics.get("zero_grad_frac"), transfer
 
@@ -204,7 +215,8 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
             ok = targets[s - start:e - start].clone()
             m, dt, z, extra = _journaled(journal, seed, name, b, e - s,
                                          lambda b=b, k=k, atk=atk, name=name, ok=ok:
-                                         _attack_batch(model, atk, name, data, cfg, device, seed, k, b, ok))
+                                         _attack_batch(model, atk, name, data, cfg, device, seed, k, b, ok,
+                                                       shared_draw="stochastic" in flags))
             if extra:
                 extras.setdefault(name, []).append(extra)
             survived[s - start:e - start] = m
@@ -278,7 +290,8 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
                             "threat_model": cfg.threat_model, "dataset": cfg.dataset,
                             "attacks": settings, "seeds": [cfg.seed + r for r in range(repeats)],
                             "batch_size": cfg.batch_size, "shard": str(cfg.shard),
-                            "channels_last": cfg.channels_last, "cascade": cfg.cascade, "qrobench": __version__},
+                            "channels_last": cfg.channels_last, "cascade": cfg.cascade, "qrobench": __version__,
+                            **({"score_draw": SHARED_SCORE_DRAW} if stochastic else {})},
                   resume)
     if expect_clean is not None and expect_clean.card_sha256 != card_sha:
         raise QrobenchError(f"--expect-clean: the file measured {expect_clean.model} (card sha256 "
@@ -347,6 +360,7 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
                  "reader": stats.reader},
         submission=submission,
         cascade=True if cfg.cascade else None,
+        score_draw=SHARED_SCORE_DRAW if stochastic else None,
         deployment=summarise(model, extras.pop("clean", []), extras, equivalence),
         shard=None if cfg.shard == WHOLE else {"index": cfg.shard.index, "count": cfg.shard.count,
                                                "n": len(data)},

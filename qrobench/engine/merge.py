@@ -36,7 +36,7 @@ from .results import Result, SeedResult, read_result
 # What defines the measurement: seeds may only be combined when all of these agree. Device,
 # threads and torch version may differ (recorded per source); they do not change the protocol.
 MUST_AGREE = ("model", "card_sha256", "dataset", "split", "n", "first_index", "eps", "norm",
-              "attacks", "batch_size", "channels_last", "stochastic", "cascade")
+              "attacks", "batch_size", "channels_last", "stochastic", "cascade", "score_draw")
 # An attack's randomness comes from (seed, attack, batch) alone (seeding.py), so attacks run at
 # other batch sizes still combine point by point; each one's batch size goes into its settings.
 # (A randomised model's clean pass depends on the batch: the clean-prediction check refuses it.)

@@ -36,6 +36,8 @@ LEGACY_SCHEMAS = ("qrobench-result-v1",)
 RESULT_SCHEMAS = (RESULT_SCHEMA, *LEGACY_SCHEMAS)
 REQUIRED_FIELDS = ("model", "n", "eps", "clean_acc", "robust_acc", "worst_case_acc")
 LOW_CLEAN_FLAG = "low-clean-accuracy"
+# A randomised model's ``score_draw``: each batch's columns are scored under its clean pass's noise draw.
+SHARED_SCORE_DRAW = "every column under the clean pass's noise draw"
 
 
 class _ReadsLikeAMapping:
@@ -160,6 +162,10 @@ class Result(_ReadsLikeAMapping):
     # True: each attack ran only on the points every earlier attack failed to break (--cascade),
     # so robust_acc[a] is the accuracy after the attacks up to a, and only the last is the battery's
     cascade: bool | None = None
+    # a randomised model: how each column's scoring pass drew the model's noise. SHARED_SCORE_DRAW:
+    # every column of a batch under the clean pass's draw (docs/protocol.md §6.4); None in a
+    # randomised model's record: each column under a draw of its own (records made before the change)
+    score_draw: str | None = None
     # a post-training quantization of a float zoo model (qrobench sweep): source, method, bits
     sweep: dict | None = None
     # a toolkit model evaluated as deployed: format, execution (runtime, version, engine), the
@@ -295,7 +301,7 @@ class Result(_ReadsLikeAMapping):
         return cls(**kwargs)
 
 
-_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "sweep",
+_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "score_draw", "sweep",
              "deployment", "weight_threat", "corruptions", "cpu")
 
 
