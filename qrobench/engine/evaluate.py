@@ -129,7 +129,7 @@ def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, see
         raise RuntimeError(f"attack {name} left the {cfg.norm} ε-ball or the image range "
                            f"(max ‖δ‖ = {float(dist.max()):.5f} > ε = {cfg.eps:.5f}); this is a bug in the attack")
     if shared_draw:
-        whole = data.x[s:e].to(device, memory_format=_mf(cfg))  # a copy: data.x stays untouched
+        whole = data.x[s:e].to(device, memory_format=_mf(cfg), copy=True)  # never write into data.x
         whole[local.to(device)] = x_adv.to(whole.dtype)
         with torch.inference_mode(), noise_seed(model, batch_seed(seed, CLEAN, 0, b), device):
             still = model(whole).argmax(1)[local.to(device)] == yb

@@ -67,6 +67,19 @@ def test_an_attack_that_changes_nothing_scores_exactly_like_the_clean_pass(tiny_
     assert all(p.worst_case_acc == p.clean_acc for p in r.per_seed)
 
 
+def test_scoring_leaves_the_test_points_untouched(tiny_trained, test_points, identity_attacks):
+    """The shared draw scores each example inside a copy of its clean batch: an attack that moves
+    the points must leave the data, and so the next attack's starting points, as they were."""
+    model, pts = _noisy(tiny_trained), _points(test_points)
+    before = pts.x.clone()
+    # contiguous memory: there a device move of the batch is no copy unless asked for
+    r = evaluate(model, attacks=["fgsm", identity_attacks[0]], n=N, data=pts, repeats=1, batch_size=50,
+                 channels_last=False, progress=False)
+    assert torch.equal(pts.x, before)
+    np.testing.assert_array_equal(r.masks(identity_attacks[0])[0], r.masks("clean")[0])
+    assert r.robust_acc["fgsm"] < r.clean_acc  # fgsm moved the points it scored
+
+
 def test_deterministic_records_name_no_draw(tiny_trained, test_points):
     r = evaluate(tiny_trained, attacks=["fgsm"], n=20, data=_points(test_points), eps=2 / 255, progress=False)
     assert r.score_draw is None
