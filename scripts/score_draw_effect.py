@@ -30,7 +30,7 @@ import qrobench
 from qrobench.attacks.base import create_attack
 from qrobench.data.registry import load_test_set
 from qrobench.engine.hardware import cpu_info
-from qrobench.engine.seeding import ATTACK_GENERATOR, ATTACK_NOISE, batch_seed, generator
+from qrobench.engine.seeding import ATTACK_GENERATOR, ATTACK_NOISE, batch_seed, generator, predict
 from qrobench.models.noise import noise_seed
 
 SCORING_STREAM = 0x5C0  # the draws used here for scoring, apart from the engine's streams
@@ -38,13 +38,7 @@ SCORING_STREAM = 0x5C0  # the draws used here for scoring, apart from the engine
 
 def correct_under_draws(model, x, y, draws: int, batch_size: int) -> torch.Tensor:
     """draws × n booleans: point i classified correctly under scoring draw j (whole batches, as the engine)."""
-    out = torch.zeros(draws, len(x), dtype=torch.bool)
-    with torch.inference_mode():
-        for j in range(draws):
-            for b, s in enumerate(range(0, len(x), batch_size)):
-                with noise_seed(model, batch_seed(SCORING_STREAM, j, b)):
-                    out[j, s:s + batch_size] = model(x[s:s + batch_size]).argmax(1) == y[s:s + batch_size]
-    return out
+    return torch.stack([predict(model, x, batch_size, "cpu", (SCORING_STREAM, j)) == y for j in range(draws)])
 
 
 def worst_cases(cols: torch.Tensor, stride: int) -> dict:

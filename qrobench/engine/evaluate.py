@@ -129,10 +129,11 @@ def _attack_batch(model, atk, name, data: EvalData, cfg: EvalConfig, device, see
         raise RuntimeError(f"attack {name} left the {cfg.norm} ε-ball or the image range "
                            f"(max ‖δ‖ = {float(dist.max()):.5f} > ε = {cfg.eps:.5f}); this is a bug in the attack")
     if shared_draw:
+        at = local.to(device)
         whole = data.x[s:e].to(device, memory_format=_mf(cfg), copy=True)  # never write into data.x
-        whole[local.to(device)] = x_adv.to(whole.dtype)
+        whole[at] = x_adv.to(whole.dtype)
         with torch.inference_mode(), noise_seed(model, batch_seed(seed, CLEAN, 0, b), device):
-            still = model(whole).argmax(1)[local.to(device)] == yb
+            still = model(whole).argmax(1)[at] == yb
         transfer = None  # deployed models are deterministic
     else:
         with torch.inference_mode(), noise_seed(model, batch_seed(seed, k, b, SCORE_NOISE), device):
