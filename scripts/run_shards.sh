@@ -72,8 +72,12 @@ expect_opt=(); [ -n "$expect" ] && expect_opt=(--expect-clean "$expect")
 order=$(seq 0 $((k - 1))); [ -n "${REVERSE:-}" ] && order=$(seq $((k - 1)) -1 0)
 for i in $order; do
   out="$dir/${prefix}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
-  # another runner has it (the path as a literal: a battery's file name holds '+', a regex operator)
-  while pgrep -f -- "--output $(printf '%s' "$out" | sed 's/[][\.*^$+?(){}|]/\\&/g')" >/dev/null; do sleep 30; done
+  # another runner has it (the path as a literal: a battery's file name holds '+', a regex
+  # operator): leave it to that runner, which commits it when it lands, and go on, so that this
+  # chain's next job is not kept waiting a shard's time on an idle core
+  if pgrep -f -- "--output $(printf '%s' "$out" | sed 's/[][\.*^$+?(){}|]/\\&/g')" >/dev/null; then
+    echo "$(date -u +%FT%TZ) skip $out: another runner has it"; continue
+  fi
   if [ -f "$out" ]; then commit "$out" "$i"; continue; fi
   resume=(); [ -f "$out.journal" ] && resume=(--resume)
   echo "$(date -u +%FT%TZ) start $out"

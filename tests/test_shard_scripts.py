@@ -86,3 +86,19 @@ def test_l2_shards_commit_and_merge_with_the_cheap_file_into_the_threat_row(scra
     assert sorted(p.name for p in pieces.iterdir()) == before
     again = json.loads((l2 / "res8-fp.json").read_text())
     assert again["robust_acc"] == row["robust_acc"] and again["worst_case_acc"] == row["worst_case_acc"]
+
+
+def test_a_shard_another_runner_holds_is_left_to_it_not_waited_for(scratch):
+    root, env, git = scratch
+    held = "results/pieces/res8-fp/res8-fp__fgsm__shard1of2.json"
+    # a stand-in for the other chain's process on shard 1: only its command line matters
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "--output", held])
+    try:
+        out = _sh(root, env, "scripts/run_shards.sh", "res8-fp", "fgsm", "2", N="40")
+    finally:
+        other.kill()
+        other.wait()
+    assert f"skip {held}: another runner has it" in out
+    assert (root / "results/pieces/res8-fp/res8-fp__fgsm__shard0of2.json").is_file()
+    assert not (root / held).exists()  # not run twice, and this chain did not sit waiting for it
+    assert "res8-fp fgsm: shard 0 of 2" in git("log", "--format=%s").stdout
