@@ -69,6 +69,9 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_numbers(tiny_zoo, da
     assert not out.exists() and journal.exists()
     done = journal.read_text().count('"part": "eot-pgd20"')
     assert 3 <= done < 12, "the run was not killed mid-way"
+    lines = journal.read_text().splitlines(keepends=True)  # the killed process's batches took 100 s each
+    entries = [json.loads(x) for x in lines[1:] if x.endswith("\n")]
+    journal.write_text(lines[0] + "".join(json.dumps({**e, "time": 100.0}) + "\n" for e in entries))
     with open(journal, "a") as f:  # a torn last line, as if killed mid-write
         f.write('{"seed": 0, "part": "eot-pg')
     assert main([*argv, "--output", str(out)]) == 2  # without --resume the journal is not overwritten
@@ -76,6 +79,8 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_numbers(tiny_zoo, da
     assert main([*argv[:4], "fgsm", *argv[5:], "--output", str(out), "--resume"]) == 2  # another run's journal
     assert main([*argv, "--output", str(out), "--resume"]) == 0
     assert _numbers(out) == _numbers(ref) and not journal.exists()
+    # the record's cost counts the batches the killed process finished, not only the resuming process
+    assert 100.0 * len(entries) <= json.loads(out.read_text())["total_time_s"] < 100.0 * len(entries) + 120
 
 
 def test_two_gloo_ranks_write_the_one_process_result(tiny_zoo, data_dir, tmp_path, one_process):

@@ -314,7 +314,7 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
                 raise
         runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras)
                 for r in range(repeats)]
-    total = time.perf_counter() - t_start
+    total = time.perf_counter() - t_start + log.recovered_time_s  # plus a killed process's batches
     model.to(memory_format=torch.contiguous_format)
 
     stats = measure_weights(model)  # = quant_stats for qrobench models; every Conv2d for others

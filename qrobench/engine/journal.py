@@ -7,7 +7,10 @@ Layout (JSON lines): a header ``{"journal": "qrobench-journal-v1", "run": {...}}
 ``run`` must equal the resuming run's, then one line per finished batch:
 ``{"seed": s, "part": "clean" | attack name, "batch": b, "mask": base64 bits, "time": seconds,
 "zero_grad": fraction or null}``. A torn last line (the process died mid-write) is ignored.
-The caller deletes the journal once the result file is written.
+The caller deletes the journal once the result file is written. A resumed result's
+``total_time_s`` adds the recorded seconds of the batches read back to the resuming process's
+own time, so that a record's cost is not understated by the kill (the batch the kill cut short
+is the one thing not counted).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Journal:
         self.entries: dict[tuple, dict] = {}
         self._fh = None
         self.resumed = False
+        self.recovered_time_s = 0.0  # seconds an earlier process spent on the batches read back
         if self.path is None:
             return
         run = json.loads(json.dumps(run))  # the form it takes on disk, for comparison
@@ -49,6 +53,7 @@ class Journal:
                 print(f"--resume: no journal at {self.path}, starting from the beginning", file=sys.stderr)
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.resumed = bool(self.entries)
+        self.recovered_time_s = float(sum(e.get("time") or 0.0 for e in self.entries.values()))
         self._fh = open(self.path, "a", encoding="utf-8")
         if not self.entries and self.path.stat().st_size == 0:
             self._append({"journal": JOURNAL_SCHEMA, "run": run})

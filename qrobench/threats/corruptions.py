@@ -165,7 +165,8 @@ def evaluate_corruptions(model: nn.Module, n: int = 1000, *, corruptions=BENCHMA
     label = next(iter(settings.values()))["source"]
     record = EvalData(clean.x, clean.y, f"{label}; clean: {clean.source}")
     return weight_threat_result(model, card, stats, None, record, threat_model=THREAT_MODEL, attacks=settings,
-                                per_seed=runs, batch_size=batch_size, started=t0, command=command,
+                                per_seed=runs, batch_size=batch_size, command=command,
+                                started=t0 - (journal.recovered_time_s if journal is not None else 0.0),
                                 stochastic=stochastic, flags=[], corruptions={"metric": METRIC, "source": label})
 
 

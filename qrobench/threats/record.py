@@ -18,7 +18,8 @@ from ..engine.results import Result
 def weight_threat_result(model: nn.Module, card, stats, stored: str, data: EvalData, *, threat_model: str,
                          attacks: dict, per_seed: list, batch_size: int, started: float, command: str | None,
                          eps: float = 0.0, norm: str = "none", **fields) -> Result:
-    """``stats``: measure_weights of the model before the threat; ``started``: perf_counter at the start;
+    """``stats``: measure_weights of the model before the threat; ``started``: perf_counter at the start
+    (less the journaled seconds of a killed earlier process when resumed);
     ``eps``/``norm``: the input ball of an attack run under the threat (none by default)."""
     arch_cfg = getattr(model, "arch_config", None)
     result = Result(

@@ -137,12 +137,13 @@ def test_the_record_names_its_source_round_trips_and_merges(folder, tmp_path):
 def test_a_journaled_column_is_read_back_not_rerun(folder, tmp_path):
     path = tmp_path / "c.json.journal"
     j = Journal(path, {"run": 1})
-    j.record(0, "fog@5", 0, encode_mask(np.ones(BLOCK, bool)), 1.5)  # as if already scored, all right
+    j.record(0, "fog@5", 0, encode_mask(np.ones(BLOCK, bool)), 1000.0)  # as if already scored, all right
     j.close()
     j = Journal(path, {"run": 1}, resume=True)
     r = run(LabelReader(), folder, journal=j)
     j.close()
     assert r.robust_acc["fog@5"] == 1.0 and r.robust_acc["fog@4"] == 1 - damaged(1, 4) / BLOCK
+    assert 1000.0 <= r.total_time_s < 1000.0 + 600  # the killed process's column counts in the record's cost
 
 
 class NoisyReader(LabelReader):
