@@ -10,7 +10,12 @@
 #   fixed commit, so that editing this tree cannot change a running job), REVERSE=1 (take the
 #   shards from the last to the first, so that a second chain on the same model meets the
 #   first in the middle instead of queueing behind it), THREAT=linf (another threat model with
-#   an attack battery, e.g. THREAT=l2: `--threat-model l2`, its pieces in a folder of their own).
+#   an attack battery, e.g. THREAT=l2: `--threat-model l2`, its pieces in a folder of their own),
+#   DEADLINE=<epoch seconds> (when this machine's session ends, e.g. $(date -d '+160 min' +%s):
+#   start no shard that would not finish by then and go on, so that the chain spends the time
+#   left on its shorter jobs; a shard is one batch, so a shard the session's end kills loses all
+#   of its current attack's work) with SHARD_MIN=<minutes> (a shard's time until one of this
+#   attack's shards in this folder has finished: then the longest of those counts).
 # Shards land in results/pieces/MODEL/MODEL__ATTACK__shardIofK.json (another threat model's in
 # results/pieces/MODEL/THREAT/MODEL__THREAT__ATTACK__shardIofK.json); scripts/merge_pieces.sh
 # MODEL merges them into the zoo row (THREAT=l2 scripts/merge_pieces.sh MODEL: into
@@ -69,6 +74,27 @@ if row.is_file():
 PY
 ) || exit 2
 expect_opt=(); [ -n "$expect" ] && expect_opt=(--expect-clean "$expect")
+# how long one shard takes: the longest of this attack's finished shards here (any seed or K),
+# else SHARD_MIN; empty when neither is known (then every shard starts, as without DEADLINE)
+shard_s=""
+if [ -n "${DEADLINE:-}" ]; then
+  shard_s=$(python3 - "$dir" "${prefix}__${attack//,/+}__" "${SHARD_MIN:-}" <<'PY'
+import json, sys
+from pathlib import Path
+folder, stem, minutes = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+times = []
+for f in folder.glob(stem + "*shard*of*.json"):
+    try:
+        times.append(float(json.loads(f.read_text())["total_time_s"]))
+    except (ValueError, KeyError, TypeError):
+        pass
+if times:
+    print(round(max(times)))
+elif minutes:
+    print(round(float(minutes) * 60))
+PY
+) || exit 2
+fi
 order=$(seq 0 $((k - 1))); [ -n "${REVERSE:-}" ] && order=$(seq $((k - 1)) -1 0)
 for i in $order; do
   out="$dir/${prefix}__${attack//,/+}${SEED:+__seed$SEED}__shard${i}of${k}.json"
@@ -79,6 +105,11 @@ for i in $order; do
     echo "$(date -u +%FT%TZ) skip $out: another runner has it"; continue
   fi
   if [ -f "$out" ]; then commit "$out" "$i"; continue; fi
+  if [ -n "$shard_s" ] && [ $(( $(date +%s) + shard_s )) -gt "$DEADLINE" ]; then
+    echo "$(date -u +%FT%TZ) not started $out: a shard takes about $(( shard_s / 60 )) min and" \
+         "$(( (DEADLINE - $(date +%s)) / 60 )) min are left before DEADLINE"
+    continue
+  fi
   resume=(); [ -f "$out.journal" ] && resume=(--resume)
   echo "$(date -u +%FT%TZ) start $out"
   "${run[@]}" run --model "$model" --attacks "$attack" --repeats 1 --n "$n" --batch-size "$bs" \

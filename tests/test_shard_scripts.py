@@ -102,3 +102,42 @@ def test_a_shard_another_runner_holds_is_left_to_it_not_waited_for(scratch):
     assert (root / "results/pieces/res8-fp/res8-fp__fgsm__shard0of2.json").is_file()
     assert not (root / held).exists()  # not run twice, and this chain did not sit waiting for it
     assert "res8-fp fgsm: shard 0 of 2" in git("log", "--format=%s").stdout
+
+
+def test_a_shard_that_would_outlast_the_deadline_is_not_started(scratch):
+    root, env, git = scratch
+    import time
+
+    pieces = root / "results/pieces/res8-fp"
+    # nothing measured yet: SHARD_MIN is the estimate; 5 min do not fit in the 2.5 min left
+    out = _sh(root, env, "scripts/run_shards.sh", "res8-fp", "fgsm", "2", N="40",
+              DEADLINE=str(int(time.time()) + 150), SHARD_MIN="5")
+    assert out.count("not started") == 2 and "a shard takes about 5 min and 2 min are left" in out
+    assert not pieces.exists() or not list(pieces.glob("*shard*")), "a shard ran past its deadline"
+
+    _sh(root, env, "scripts/run_shards.sh", "res8-fp", "fgsm", "2", N="40")  # no DEADLINE: as before
+    assert len(list(pieces.glob("res8-fp__fgsm__shard*of2.json"))) == 2
+    # once a shard of this attack has finished, its time is the estimate, not SHARD_MIN
+    shard0 = pieces / "res8-fp__fgsm__shard0of2.json"
+    record = json.loads(shard0.read_text())
+    record["total_time_s"] = 3000.0
+    shard0.write_text(json.dumps(record))
+    out = _sh(root, env, "scripts/run_shards.sh", "res8-fp", "fgsm", "4", N="40",
+              DEADLINE=str(int(time.time()) + 1200), SHARD_MIN="1")
+    assert out.count("not started") == 4 and "about 50 min" in out
+    assert not list(pieces.glob("*shard*of4*"))
+
+
+def test_the_zoo_queue_pins_commits_a_clone_holds():
+    """zoo_queue.sh runs each job on a worktree of a fixed commit: a fresh clone must have it."""
+    import re
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    pinned = re.findall(r"\$\(code ([0-9a-f]{7,40})\)", (REPO / "scripts" / "zoo_queue.sh").read_text())
+    assert len(pinned) >= 2
+    for sha in pinned:
+        p = subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=REPO, capture_output=True)
+        assert p.returncode == 0, f"scripts/zoo_queue.sh pins {sha}, which this checkout does not hold"
+    p = subprocess.run(["bash", str(REPO / "scripts" / "zoo_queue.sh"), "C"], capture_output=True, text=True)
+    assert p.returncode == 2 and "usage" in p.stderr

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The zoo's remaining background compute (issues #26 and #27), in order, as one chain of
+# scripts/run_shards.sh jobs. Run two chains, one per core; a new session, even on a fresh
+# machine, continues from what is committed:
+#   mkdir -p ../logs && export QROBENCH_DATA=$(cd ../shared/data && pwd) DEADLINE=$(date -d '+160 min' +%s)
+#   nohup scripts/zoo_queue.sh A > ../logs/zoo_queue_A.log 2>&1 &
+#   sleep 20; nohup scripts/zoo_queue.sh B > ../logs/zoo_queue_B.log 2>&1 &
+# B takes each job's shards from the last and a randomised model's seeds in reverse order, so
+# the chains meet in the middle. DEADLINE (when the session ends, less the time its last checks
+# need): a shard that would not finish by then is left for the next session, and the chain goes
+# on to a shorter job, so the session's end does not kill work in flight (a shard is one batch).
+# SHARD_MIN: a job's shard time until one of its shards has finished, from the measured costs in
+# README "What each track costs" (one thread of an AVX-512 CPU); then the slowest finished one.
+# Each job runs the code of the commit its model's committed pieces were measured with (a git
+# worktree beside this checkout, made when missing), so that later edits cannot change its
+# numbers and its pieces merge with those already in. Merge a model once its shards are in
+# (README, "The zoo's background compute").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+case ${1:-} in
+  A) seeds="0 1 2" ;;
+  B) export REVERSE=1; seeds="2 1 0" ;;
+  *) echo "usage: [DEADLINE=<epoch s>] scripts/zoo_queue.sh A|B (the first or the second chain)" >&2; exit 2 ;;
+esac
+code() {  # a worktree of commit $1 beside this checkout
+  local dir
+  dir="$(cd .. && pwd)/qrobench-code-$1"
+  [ -d "$dir" ] || git worktree add -q --detach "$dir" "$1" >&2 || exit 2
+  echo "$dir"
+}
+l2_aa=$(code 1bc6fa5) || exit 2  # the ResNet20 rows' L2 aa pieces
+enres=$(code 564c595) || exit 2  # the EnResNets' pieces: one shared scoring draw per batch
+enresnets="enres20-fp enres20-4bit enres20-tnn enres20-bnn"
+job() {  # a failed job (e.g. --expect-clean refusing this CPU) stops only itself
+  nice -n 15 scripts/run_shards.sh "$@" || echo "$(date -u +%FT%TZ) job failed: $*"
+}
+
+# 1. #26: L2 AutoAttack for the last deterministic row, then the EnResNets' L2 battery at
+#    n = 1,000, every model at seed 0 before any at seed 1, so each gets its n = 1,000 row soonest
+QROBENCH_CODE=$l2_aa THREAT=l2 SHARD_MIN=12 job res20-tnn-tradeoff aa 10
+for s in 0 1 2; do
+  for m in $enresnets; do
+    QROBENCH_CODE=$enres THREAT=l2 SEED=$s SHARD_MIN=20 job "$m" fgsm,pgd20,cw,eot-pgd20 4
+  done
+done
+# 2. #27: aa-rand (about 85 min a shard), then square, for the EnResNets. With DEADLINE, a
+#    session runs the aa-rand shard that fits and fills the rest of its time with square shards.
+for m in $enresnets; do
+  for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=90 job "$m" aa-rand 4; done
+done
+for m in $enresnets; do
+  for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=25 job "$m" square 4; done
+done
+echo "$(date -u +%FT%TZ) chain $1: queue done"
