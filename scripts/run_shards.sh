@@ -21,6 +21,7 @@
 # MODEL merges them into the zoo row (THREAT=l2 scripts/merge_pieces.sh MODEL: into
 # results/threats/l2/MODEL.json). A randomised model's pieces must share one batch size
 # (N/K) and device, or they cannot be merged: the script refuses a K or DEVICE that differs.
+{  # the whole script is read before it runs, so editing it cannot change a running chain
 set -uo pipefail
 cd "$(dirname "$0")/.."
 model=$1; attack=$2; k=$3; shift 3
@@ -119,3 +120,5 @@ for i in $order; do
   echo "$(date -u +%FT%TZ) done $out"
   commit "$out" "$i"
 done
+exit
+}

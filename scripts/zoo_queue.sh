@@ -15,6 +15,7 @@
 # worktree beside this checkout, made when missing), so that later edits cannot change its
 # numbers and its pieces merge with those already in. Merge a model once its shards are in
 # (README, "The zoo's background compute").
+{  # the whole script is read before it runs, so editing it cannot change a running chain
 set -uo pipefail
 cd "$(dirname "$0")/.."
 case ${1:-} in
@@ -52,3 +53,5 @@ for m in $enresnets; do
   for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=25 job "$m" square 4; done
 done
 echo "$(date -u +%FT%TZ) chain $1: queue done"
+exit
+}
