@@ -32,6 +32,9 @@ RATIOS = [
      "pgd20+cw --cascade: qrobench faster than torchattacks"),
     ("test_pyautoattack_direct", "test_qrobench_autoattack", "aa: qrobench faster than pyautoattack direct"),
     ("test_run_workers[1]", "test_run_workers[2]", "--workers 2 (gloo ranks) faster than one process"),
+    ("test_enresnet20_pass[noise]", "test_resnet20_pass", "one gradient pass: EnResNet20 (2 members, noise) vs ResNet20"),
+    ("test_enresnet20_pass[noise]", "test_enresnet20_pass[no-noise]",
+     "one gradient pass: EnResNet20 with its Feynman-Kac noise vs the noise off"),
 ]
 
 
