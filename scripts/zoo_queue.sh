@@ -37,11 +37,11 @@ job() {  # a failed job (e.g. --expect-clean refusing this CPU) stops only itsel
 }
 
 # 1. #26: L2 AutoAttack for the last deterministic row, then the EnResNets' L2 battery at
-#    n = 1,000, every model at seed 0 before any at seed 1, so each gets its n = 1,000 row soonest
+#    n = 1,000 (about 5 min a shard), every model at seed 0 before any at seed 1
 QROBENCH_CODE=$l2_aa THREAT=l2 SHARD_MIN=12 job res20-tnn-tradeoff aa 10
 for s in 0 1 2; do
   for m in $enresnets; do
-    QROBENCH_CODE=$enres THREAT=l2 SEED=$s SHARD_MIN=20 job "$m" fgsm,pgd20,cw,eot-pgd20 4
+    QROBENCH_CODE=$enres THREAT=l2 SEED=$s SHARD_MIN=8 job "$m" fgsm,pgd20,cw,eot-pgd20 4
   done
 done
 # 2. #27: aa-rand (about 85 min a shard), then square, for the EnResNets. With DEADLINE, a
