@@ -37,10 +37,11 @@ job() {  # a failed job (e.g. --expect-clean refusing this CPU) stops only itsel
 }
 
 # 1. #26: L2 AutoAttack for the last deterministic row, then the EnResNets' L2 battery at
-#    n = 1,000 (about 5 min a shard), every model at seed 0 before any at seed 1
+#    n = 1,000 (about 5 min a shard), one model's 3 seeds after another, so that each model's
+#    row can be merged as soon as its last seed lands (both chains on one seed's shards at once)
 QROBENCH_CODE=$l2_aa THREAT=l2 SHARD_MIN=12 job res20-tnn-tradeoff aa 10
-for s in 0 1 2; do
-  for m in $enresnets; do
+for m in $enresnets; do
+  for s in 0 1 2; do
     QROBENCH_CODE=$enres THREAT=l2 SEED=$s SHARD_MIN=8 job "$m" fgsm,pgd20,cw,eot-pgd20 4
   done
 done
