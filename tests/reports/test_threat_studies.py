@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from qrobench.engine.results import Result, SeedResult, write_result
+from qrobench.reports.stats import wilson
 from qrobench.reports.studies import data, render
 from qrobench.reports.studies.findings import _robustmq_bits_finding, _robustmq_quantization_finding
 
@@ -55,6 +56,28 @@ def test_l2_table_ranks_only_rows_whose_battery_has_autoattack(tmp_path: Path):
     md = "\n".join(render.l2_markdown(SimpleNamespace(l2=data.l2_table(tmp_path)), "L2"))
     assert md.index("with-aa") < md.index("no-aa")  # ranked rows first, whatever their numbers
     assert "provisional: no AutoAttack" in md
+
+
+def test_l2_table_gives_a_randomised_row_its_seed_spread_and_widened_interval(tmp_path: Path):
+    """As on the L∞ table: mean ± std over the seeds, the interval widened by their spread (t·s/√k)."""
+    folder = tmp_path / data.L2_DIR
+    per_seed = [SeedResult.from_masks(s, np.ones(N, bool), {"eot-pgd20": _first(k)})
+                for s, k in enumerate((180, 200, 220))]  # 45, 50, 55 %
+    write_result(Result(model="noisy", n=N, eps=0.5, norm="L2", threat_model="l2", precision="fp", bits=32.0,
+                        attacks={"eot-pgd20": {}}, per_seed=per_seed, stochastic=True).summarize(),
+                 folder / "noisy.json")
+    write_result(_l2("one-seed", 200), folder / "one-seed.json")
+    t = data.l2_table(tmp_path).set_index("model")
+    lo, hi = t.loc["noisy", "worst_lo"], t.loc["noisy", "worst_hi"]
+    wlo, whi = (100 * v for v in wilson(0.5, N))
+    # s = 5 pp, k = 3: t(0.975, 2) · 5 / √3 = 12.4 pp of noise on top of Wilson's ±4.9 pp
+    assert 36.0 < lo < wlo - 5 and whi + 5 < hi < 64.0 and abs((lo + hi) / 2 - 50.0) < 0.5
+    assert abs(t.loc["noisy", "worst_std"] - 5.0) < 1e-9
+    one = t.loc["one-seed"]
+    assert (one["worst_lo"], one["worst_hi"]) == tuple(100 * v for v in wilson(200 / N, N))  # one seed: Wilson
+    md = "\n".join(render.l2_markdown(SimpleNamespace(l2=data.l2_table(tmp_path)), "L2"))
+    assert f"50.0 ± 5.0 [{lo:.1f}, {hi:.1f}]" in md
+    assert f"50.0 [{one['worst_lo']:.1f}, {one['worst_hi']:.1f}]" in md
 
 
 def test_corruption_table_reads_the_mean_and_names_the_source(tmp_path: Path):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ...engine.results import Result, read_result
-from ..stats import wilson
+from ..stats import result_intervals, wilson
 
 SWEEPS_DIR, WEIGHTS_DIR, FULLSET_DIR = "sweeps", "weights", "fullset"
 BIT_ERRORS_DIR, BIT_FLIP_DIR = "threats/bit-errors", "threats/bit-flip"
@@ -209,12 +209,15 @@ def threat_results(root: Path, folder: str, token: str) -> list[tuple[Path, Resu
 def l2_table(root: Path) -> pd.DataFrame:
     """One row per L2 record (``results/threats/l2``): clean, each attack, the worst case over the
     battery that was run with its interval, and whether that battery held AutoAttack: a row
-    without it is provisional, as on the L∞ leaderboard (docs/protocol.md §6.6)."""
+    without it is provisional, as on the L∞ leaderboard (docs/protocol.md §6.6). A randomised
+    model's worst case is the mean over its seeds, with their spread and, as on the L∞ table, an
+    interval widened by it."""
     rows = []
     for path, r in threat_results(root, L2_DIR, "l2"):
-        lo, hi = wilson(r.worst_case_acc, r.n)
+        lo, hi = result_intervals(r)["worst_case"]
         row = {"model": r.model, "precision": r.precision, "bits": r.bits, "eps": r.eps, "clean_pct": 100 * r.clean_acc,
                "worst_case_pct": 100 * r.worst_case_acc, "worst_lo": 100 * lo, "worst_hi": 100 * hi,
+               "worst_std": 100 * r.std.worst_case_acc if r.repeats > 1 else math.nan,
                "autoattack": next((a for a in AUTOATTACKS if a in r.robust_acc), None),
                "attacks": ",".join(r.attacks), "seeds": r.repeats, "n": r.n, "file": path.name}
         for a, acc in r.robust_acc.items():

@@ -212,8 +212,9 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 L2_NOTE = ("L2 threat model, ε = 0.5 on [0, 1] images (`qrobench run --threat-model l2`, docs/protocol.md §6.2): "
-           "the same attacks searching the L2 ball; worst case over the battery that was run, with its 95 % Wilson "
-           "interval. As on the L∞ table, a row whose battery lacks AutoAttack is provisional and not ranked: its "
+           "the same attacks searching the L2 ball; worst case over the battery that was run, with its 95 % interval "
+           "(Wilson over the n points; for a randomised model, the mean ± std over its seeds, the interval widened by "
+           "their spread, t·s/√k). As on the L∞ table, a row whose battery lacks AutoAttack is provisional and not ranked: its "
            "worst case is an upper bound on what AutoAttack would leave.")
 
 
@@ -224,9 +225,10 @@ def l2_rows(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     rows = []
     for _, r in t.iterrows():
         status = "ranked" if r["ranked"] else "provisional: no AutoAttack"
+        spread = "" if pd.isna(r.get("worst_std")) else f" ± {_fmt(r['worst_std'])}"
         rows.append([r["model"], r["precision"], _fmt(r["bits"], 2), _fmt(r["clean_pct"]),
                      *[_fmt(r.get(f"{a}_pct")) for a in attacks],
-                     f"{_fmt(r['worst_case_pct'])} [{_fmt(r['worst_lo'])}, {_fmt(r['worst_hi'])}]",
+                     f"{_fmt(r['worst_case_pct'])}{spread} [{_fmt(r['worst_lo'])}, {_fmt(r['worst_hi'])}]",
                      status, str(int(r["seeds"])), str(int(r["n"]))])
     headers = ["model", "precision", "bits", "clean %", *[f"{a} %" for a in attacks], "worst case %", "status",
                "seeds", "n"]
