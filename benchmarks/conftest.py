@@ -86,16 +86,20 @@ def _pass_bound_lines(by_name) -> list[str]:
 
 
 def _whole_process_lines(by_name) -> list[str]:
-    """test_whole_process.py: qrobench run vs the torchattacks script, median of interleaved pairs."""
-    b = by_name.get("test_whole_process_battery")
-    if b is None or "median_pair_ratio" not in b.extra_info:
-        return []
+    """test_whole_process.py: qrobench run vs the torchattacks script, median of interleaved pairs,
+    once per gradient precision of qrobench's attacks (torchattacks is fp32 in both)."""
     import statistics
 
-    i = b.extra_info
-    return [f"{i['median_pair_ratio']:6.2f}x  pgd20+cw, whole processes, n = {i['n']}: qrobench run faster than torchattacks "
-            f"PGD + UPGD(margin) (median of {len(i['qrobench_s'])} interleaved pairs; medians "
-            f"{statistics.median(i['qrobench_s']):.1f} s vs {statistics.median(i['torchattacks_s']):.1f} s)"
-            f"   robust accuracy {i['robust_acc_pct']:.2f} % vs {i['torchattacks_robust_acc_pct']:.2f} %",
-            "         pairs (qrobench s / torchattacks s): " + ", ".join(
-                f"{q:.1f} / {t:.1f}" for q, t in zip(i["qrobench_s"], i["torchattacks_s"], strict=True))]
+    lines = []
+    for name, b in by_name.items():
+        if not name.startswith("test_whole_process_battery") or "median_pair_ratio" not in b.extra_info:
+            continue
+        i = b.extra_info
+        lines += [f"{i['median_pair_ratio']:6.2f}x  pgd20+cw, whole processes, n = {i['n']}, qrobench gradients in "
+                  f"{i.get('grad_precision', 'fp32')}: qrobench run faster than torchattacks "
+                  f"PGD + UPGD(margin) (median of {len(i['qrobench_s'])} interleaved pairs; medians "
+                  f"{statistics.median(i['qrobench_s']):.1f} s vs {statistics.median(i['torchattacks_s']):.1f} s)"
+                  f"   robust accuracy {i['robust_acc_pct']:.2f} % vs {i['torchattacks_robust_acc_pct']:.2f} %",
+                  "         pairs (qrobench s / torchattacks s): " + ", ".join(
+                      f"{q:.1f} / {t:.1f}" for q, t in zip(i["qrobench_s"], i["torchattacks_s"], strict=True))]
+    return lines

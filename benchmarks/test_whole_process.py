@@ -1,6 +1,9 @@
 """``qrobench run --model res20-fp --attacks pgd20,cw --n 1000`` beside the same battery done with
 torchattacks (torchattacks_battery.py), both as whole processes: start-up, model and data
 loading, clean pass, both attacks on the clean-correct points only, and the output file.
+Twice: as the zoo measures (``fp32``), and with ``--grad-precision bf16`` (the attacks'
+gradient passes under bfloat16 autocast, every success still decided in fp32), whose speed
+depends on the CPU's bf16 support (AMX, AVX-512 BF16).
 
 Pairs are interleaved (each round runs torchattacks, untimed by pytest-benchmark but timed
 here, then qrobench) so that the load of a shared machine falls on both alike; the summary
@@ -38,7 +41,8 @@ def _process(args, out: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_whole_process_battery(benchmark, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_whole_process_battery(benchmark, tmp_path, precision):
     pytest.importorskip("torchattacks")
     benchmark.group = GROUP
     ours, theirs = tmp_path / "qrobench.json", tmp_path / "torchattacks.json"
@@ -49,7 +53,8 @@ def test_whole_process_battery(benchmark, tmp_path):
         other.update(_process([str(TORCHATTACKS), "--n", str(N)], theirs))
         other_s.append(time.perf_counter() - t0)
 
-    r = benchmark.pedantic(lambda: _process(["-m", "qrobench.cli", *QROBENCH], ours),
+    args = ["-m", "qrobench.cli", *QROBENCH, "--grad-precision", precision]
+    r = benchmark.pedantic(lambda: _process(args, ours),
                            setup=torchattacks_first, rounds=PAIRS, iterations=1)
     own_s = list(benchmark.stats.stats.data)
     info = benchmark.extra_info
@@ -58,6 +63,7 @@ def test_whole_process_battery(benchmark, tmp_path):
     info["torchattacks_s"] = other_s
     info["qrobench_s"] = own_s
     info["n"] = N
+    info["grad_precision"] = precision
     info["median_pair_ratio"] = statistics.median(t / q for t, q in zip(other_s, own_s, strict=True))
     assert r["n"] == N and abs(r["clean_acc"] - other["clean_acc"]) < 1e-9
     # qrobench keeps each point's first misclassified iterate, torchattacks the last: never weaker

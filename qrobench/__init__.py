@@ -33,7 +33,8 @@ def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=No
 
     ``settings`` are those of :class:`qrobench.engine.EvalConfig`: ``eps`` (default: the threat
     model's, 8/255 for ``threat_model="linf"``), ``dataset`` (``"cifar10"``), ``batch_size``,
-    ``repeats``, ``device``, ``attack_options``, ... ``data`` replaces the data set's loader
+    ``repeats``, ``device``, ``attack_options``, ``grad_precision`` (``"bf16"``: the PGD family's
+    gradient passes under bfloat16 autocast, successes still decided in fp32), ... ``data`` replaces the data set's loader
     with points already in memory. A model from ``load_model`` carries its card, so the result
     names it and its hash. The ``transfer`` attack crafts on a zoo model (``surrogate``,
     default res20-fp) unless ``attack_options={"transfer": {"surrogate": module}}`` hands it one.

@@ -33,6 +33,8 @@ from .base import LOSSES, Attack, EpsStep, register_attack
 from .gradient import (
     ascent_direction,
     box,
+    check_grad_precision,
+    decision_logits,
     input_gradient,
     project,
     random_start,
@@ -53,8 +55,10 @@ class PGD(Attack):
 
     Settings: ``steps`` (20), ``step_size`` α (2/255; the registered names use ``L2_STEP`` in the
     L2 ball), ``random_start`` (True: uniform in the ε-ball), ``loss`` (``"ce"`` or ``"margin"``), ``eot_iter`` (1: gradients averaged
-    over that many forward passes) and ``returns`` (``"auto"``, ``"first-success"`` or ``"last"``;
-    auto is last on a randomised model, see the module's docstring); all are recorded by
+    over that many forward passes), ``returns`` (``"auto"``, ``"first-success"`` or ``"last"``;
+    auto is last on a randomised model, see the module's docstring) and ``grad_precision``
+    (``"fp32"``, or ``"bf16"``: gradient passes under bfloat16 autocast, successes still decided
+    in fp32, see ``gradient.decision_logits``; recorded only when not fp32); all are recorded by
     ``settings()``, with auto resolved. The random start is drawn from ``generator`` on the
     generator's own device (a CPU generator serves a CUDA batch), from torch's global RNG
     when there is none. ``diagnostics["zero_grad_frac"]`` is the fraction of points whose
@@ -69,7 +73,8 @@ class PGD(Attack):
     norms = ("Linf", "L2")
 
     def __init__(self, model, steps: int = 20, step_size: float = 2 / 255, random_start: bool = True,
-                 loss: str = "ce", eot_iter: int = 1, returns: str = "auto", **kwargs):
+                 loss: str = "ce", eot_iter: int = 1, returns: str = "auto", grad_precision: str = "fp32",
+                 **kwargs):
         super().__init__(model, **kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}")
@@ -80,11 +85,15 @@ class PGD(Attack):
         if returns == "auto":
             returns = "last" if self.randomised else "first-success"
         self.returns = returns
+        self.grad_precision = check_grad_precision(grad_precision)
 
     def settings(self):
-        return {**super().settings(), "steps": self.steps, "step_size": self.step_size,
-                "random_start": self.random_start, "loss": self.loss, "eot_iter": self.eot_iter,
-                "returns": RETURNS_TEXT[self.returns]}
+        s = {**super().settings(), "steps": self.steps, "step_size": self.step_size,
+             "random_start": self.random_start, "loss": self.loss, "eot_iter": self.eot_iter,
+             "returns": RETURNS_TEXT[self.returns]}
+        if self.grad_precision != "fp32":  # fp32 records keep the keys they always had
+            s["grad_precision"] = self.grad_precision
+        return s
 
     def perturb(self, x, y, generator=None):
         loss_fn = LOSSES[self.loss]
@@ -94,7 +103,7 @@ class PGD(Attack):
             x_adv = random_start(x, self.eps, self.norm, generator)
         if self.returns == "last":  # training, randomised models: the final iterate, no bookkeeping
             for step in range(self.steps):
-                g, _ = input_gradient(self.model, x_adv, y, loss_fn, self.eot_iter)
+                g, _ = input_gradient(self.model, x_adv, y, loss_fn, self.eot_iter, self.grad_precision)
                 if step == 0:
                     self.diagnostics["zero_grad_frac"] = zero_grad_fraction(g)
                 x_adv = project(x_adv + self.step_size * ascent_direction(g, self.norm), x, self.eps, self.norm).detach()
@@ -108,9 +117,10 @@ class PGD(Attack):
         xa, ya, x0 = x_adv, y, x
         lo, hi = box(x, self.eps) if self.norm == "Linf" else (None, None)
         for step in range(self.steps):
-            g, logits = input_gradient(self.model, xa, ya, loss_fn, self.eot_iter)
+            g, logits = input_gradient(self.model, xa, ya, loss_fn, self.eot_iter, self.grad_precision)
             if step == 0:
                 self.diagnostics["zero_grad_frac"] = zero_grad_fraction(g)
+            logits = decision_logits(self.model, xa, ya, logits, self.grad_precision)
             fooled = logits.argmax(1) != ya
             if fooled.any():
                 best[idx[fooled]] = xa[fooled]

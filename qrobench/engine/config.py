@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..attacks.base import attack_norms, check_attack_names
+from ..attacks.gradient import GRAD_PRECISIONS
 from ..data.registry import check_dataset
 from ..errors import QrobenchError
 from ..protocol import DEFAULT_DATASET, DEFAULT_THREAT_MODEL, ThreatModel, check_eps, threat_model
@@ -112,11 +113,22 @@ class EvalConfig:
         return dataclasses.replace(self, **changes)
 
 
+def grad_precision_attacks(attacks) -> list[str]:
+    """The attacks of ``attacks`` whose gradient passes ``grad_precision`` sets: the PGD family
+    (pgd20, ifgsm20, eot-pgd20, cw), whose steps are nearly all of a battery's passes."""
+    from ..attacks.base import ATTACKS
+    from ..attacks.pgd import PGD
+
+    return [a for a in attacks if issubclass(ATTACKS.get(a)[0], PGD)]
+
+
 def resolve_attack_options(attacks, target: str | None = None, *, zoo_dir=None, surrogate=None,
-                           eot_iter: int | None = None, given: dict | None = None) -> dict:
+                           eot_iter: int | None = None, grad_precision: str | None = None,
+                           given: dict | None = None) -> dict:
     """Per-attack options that come from outside the attack: the transfer surrogate (a zoo
-    model, loaded only when ``transfer`` is in the battery and no module was given) and the
-    EOT draws per gradient. ``given`` (the caller's own ``attack_options``) wins."""
+    model, loaded only when ``transfer`` is in the battery and no module was given), the
+    EOT draws per gradient and the precision of the PGD family's gradient passes. ``given``
+    (the caller's own ``attack_options``) wins."""
     attacks = list(attacks)
     options = {a: dict(o) for a, o in (given or {}).items()}
     if surrogate is not None and "transfer" not in attacks:
@@ -133,11 +145,22 @@ def resolve_attack_options(attacks, target: str | None = None, *, zoo_dir=None, 
                                 "add one to attacks")
         for a in eot:
             options.setdefault(a, {})["eot_iter"] = eot_iter
+    if grad_precision is not None:
+        if grad_precision not in GRAD_PRECISIONS:
+            raise QrobenchError(f"grad_precision (--grad-precision) must be one of {', '.join(GRAD_PRECISIONS)}, "
+                                f"got {grad_precision!r}")
+        family = grad_precision_attacks(attacks)
+        if grad_precision != "fp32" and not family:
+            raise QrobenchError(f"grad_precision (--grad-precision) sets the gradient passes of the PGD family "
+                                f"(pgd20, ifgsm20, eot-pgd20, cw); none is in attacks ({','.join(attacks)})")
+        for a in family:
+            options.setdefault(a, {}).setdefault("grad_precision", grad_precision)
     return options
 
 
 def make_config(attacks=("pgd20",), *, target: str | None = None, zoo_dir=None, surrogate=None,
-                eot_iter: int | None = None, attack_options: dict | None = None, **fields) -> EvalConfig:
+                eot_iter: int | None = None, grad_precision: str | None = None, attack_options: dict | None = None,
+                **fields) -> EvalConfig:
     """The config every entry point builds: attack names, ε, threat model and data set checked
     once, and the attack options that need the zoo resolved for ``target`` (the model's name)."""
     attacks = [attacks] if isinstance(attacks, str) else list(attacks)
@@ -148,5 +171,5 @@ def make_config(attacks=("pgd20",), *, target: str | None = None, zoo_dir=None, 
     # names first, so that a typo is reported before the zoo loads a surrogate
     EvalConfig(attacks=tuple(attacks), **{k: v for k, v in fields.items() if k != "attack_options"})
     options = resolve_attack_options(attacks, target, zoo_dir=zoo_dir, surrogate=surrogate,
-                                     eot_iter=eot_iter, given=attack_options)
+                                     eot_iter=eot_iter, grad_precision=grad_precision, given=attack_options)
     return EvalConfig(attacks=tuple(attacks), attack_options=options, **fields)

@@ -283,6 +283,8 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
         run_flags.add("stochastic")
         if not has_eot(cfg.attacks):
             run_flags.add("no-eot")
+    if any(getattr(atk, "grad_precision", "fp32") != "fp32" for atk in built.values()):
+        run_flags.add("bf16-gradients")  # a faster, slightly different attack: say so wherever the row goes
     batches = cfg.shard.batches(len(data), cfg.batch_size)
     start, stop = shard_points(batches, len(data), cfg.batch_size)
     card_sha = getattr(card, "sha256", None)

@@ -41,6 +41,8 @@ FLAG_HELP = {
                      "under Provisional (the runs summary says what is missing)",
     "cascade": "measured with --cascade: each attack ran only on the points the earlier ones left standing, "
                "so the per-attack columns are cumulative (the worst case is exact)",
+    "bf16-gradients": "the PGD family's gradient passes ran in bfloat16 (--grad-precision bf16); every success "
+                      "was still decided in fp32, but the bf16 gradient may make the attacks slightly weaker",
     "low-clean-accuracy": "clean accuracy below the 20 % floor: robust numbers of a broken model mean little",
     "stale": "measured on a checkpoint the zoo no longer holds (the card's sha256 changed)",
     "submitted": "an outside submission (qrobench submit)",
