@@ -109,6 +109,15 @@ def test_other_seeds_or_batch_sizes_warn_in_one_line(capsys, tmp_path, full):
     assert code == 0 and err.count("\n") == 1 and err.startswith("warning: the batch sizes differ")
 
 
+def test_bf16_gradients_against_fp32_warn(full):
+    """fp32 records leave grad_precision out, so a bf16 file differs by a key the other lacks."""
+    bf16 = copy.deepcopy(full)
+    bf16.attacks["pgd20"] = {**bf16.attacks["pgd20"], "grad_precision": "bf16"}
+    c = compare_results(bf16, full, attacks=["pgd20", "cw"])
+    assert c.warnings == ["pgd20 ran with other settings in the two files (grad_precision)"]
+    assert compare_results(full, copy.deepcopy(full), attacks=["pgd20", "cw"]).warnings == []
+
+
 def test_a_cascade_file_compares_only_over_a_leading_part_of_its_battery(full):
     cascade = changed(only(full, ["pgd20", "cw", "square"]), cascade=True)
     assert compare_results(cascade, full, ["pgd20", "cw"]).attacks == ["pgd20", "cw"]

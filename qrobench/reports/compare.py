@@ -127,7 +127,9 @@ def _warnings(a: Result, b: Result, names: list[str], labels: tuple[str, str]) -
         out.append(f"the batch sizes differ ({a.batch_size} vs {b.batch_size}): the attacks' random starts are "
                    "drawn per batch, so they differ")
     for x in names:
-        sa, sb = a.attacks.get(x) or {}, b.attacks.get(x) or {}
+        # a key only one file holds is a setting added later, except grad_precision, which fp32
+        # records leave out (attacks/gradient.py): there its absence means fp32
+        sa, sb = ({"grad_precision": "fp32", **(r.attacks.get(x) or {})} for r in (a, b))
         differ = sorted(k for k in set(sa) & set(sb) if sa[k] != sb[k])
         if differ:
             out.append(f"{x} ran with other settings in the two files ({', '.join(differ)})")

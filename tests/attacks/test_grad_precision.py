@@ -97,3 +97,15 @@ def test_bad_grad_precision_is_refused_with_the_choices():
     assert cfg.attack_options == {"pgd20": {"grad_precision": "bf16"}, "cw": {"grad_precision": "bf16"}}
     with pytest.raises(ValueError, match="grad_precision"):
         create_attack("pgd20", _tie_model(), grad_precision="half")
+
+
+def test_seeds_of_different_precision_do_not_merge(tiny_trained, test_points, tmp_path):
+    from qrobench.engine import write_result
+    from qrobench.engine.merge import merge_results
+
+    pts = EvalData(test_points.x[:20], test_points.y[:20], test_points.source)
+    paths = [write_result(evaluate(tiny_trained, attacks=["pgd20"], n=20, seed=s, data=pts, eps=SMALL_EPS,
+                                   progress=False, grad_precision=p), tmp_path / f"{p}.json")
+             for s, p in ((0, "fp32"), (1, "bf16"))]
+    with pytest.raises(QrobenchError, match="attacks"):
+        merge_results(paths)
