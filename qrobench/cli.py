@@ -14,7 +14,7 @@ from pathlib import Path
 from . import cli_options as opts
 from ._version import __version__
 from .errors import QrobenchError
-from .protocol import STOCHASTIC_REPEATS, eps_tag, eps_text, setting_text
+from .protocol import GRAD_PRECISIONS, STOCHASTIC_REPEATS, eps_tag, eps_text, setting_text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", default="results/runs", help="folder for the default output path")
     r.add_argument("--surrogate", default=None, help="zoo model the 'transfer' attack crafts on")
     r.add_argument("--eot-iter", type=int, default=None, help="noise draws per gradient for eot-pgd20 (10)")
-    r.add_argument("--grad-precision", choices=("fp32", "bf16"), default=None,
+    r.add_argument("--grad-precision", choices=GRAD_PRECISIONS, default=None,
                    help="precision of the PGD family's gradient passes (default fp32; bf16: autocast, faster on "
                         "CPUs with AMX and on GPUs; misclassification is still decided in fp32; recorded in the file)")
     r.add_argument("--shard", type=_shard_arg, default=None, metavar="I/K",

@@ -242,6 +242,9 @@ AUTOATTACK, AUTOATTACK_RAND = "aa", "aa-rand"
 STOCHASTIC_ATTACK = "eot-pgd20"
 EOT_ATTACKS = ("eot-pgd20", "aa-rand")
 STOCHASTIC_REPEATS = 3
+# The precisions the PGD family's gradient passes may run in (--grad-precision; attacks/gradient.py):
+# fp32, every zoo row's, or bf16 under autocast, with every success still decided in fp32.
+GRAD_PRECISIONS = ("fp32", "bf16")
 
 # A near-constant model "survives" every attack without being robust (docs/protocol.md §8.4).
 # 0.20 is twice chance on CIFAR-10's ten classes.

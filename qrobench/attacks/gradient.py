@@ -8,12 +8,14 @@ from contextlib import nullcontext
 import torch
 import torch.nn as nn
 
-# The precisions an attack's gradient passes may run in (``grad_precision``): ``fp32`` is the
-# model's own arithmetic; ``bf16`` runs each gradient pass under torch.autocast in bfloat16, which
-# makes a ResNet20 fwd+bwd pass 2.2x faster on a CPU with AMX (measured 2026-12-04, one thread,
-# batch 250: 1,240 vs 550 img/s) at the price of a slightly different gradient (98 % of its signs
-# agree). Whether a point is misclassified is never decided in bf16 (decision_logits).
-GRAD_PRECISIONS = ("fp32", "bf16")
+from ..protocol import GRAD_PRECISIONS
+from .base import margin_loss
+
+# ``grad_precision`` (protocol.GRAD_PRECISIONS): ``fp32`` is the model's own arithmetic; ``bf16``
+# runs each gradient pass under torch.autocast in bfloat16, which makes a ResNet20 fwd+bwd pass
+# 2.2x faster on a CPU with AMX (measured 2026-12-04, one thread, batch 250: 1,240 vs 550 img/s)
+# at the price of a slightly different gradient (98 % of its signs agree). Whether a point is
+# misclassified is never decided in bf16 (decision_logits).
 # A point whose bf16 margin (max other logit - true logit) is above -BF16_RECHECK_MARGIN is
 # classified again in fp32 before it may count as fooled: the others stay "not fooled", so a bf16
 # pass can miss a success by more than this margin, but never invent one.
@@ -56,9 +58,7 @@ def decision_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: 
     counts as a success."""
     if precision == "fp32":
         return logits
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
-    near = (other - true) > -BF16_RECHECK_MARGIN
+    near = margin_loss(logits, y) > -BF16_RECHECK_MARGIN
     if near.any():
         with torch.no_grad():
             logits[near] = model(x[near]).float()

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..attacks.base import attack_norms, check_attack_names
-from ..attacks.gradient import GRAD_PRECISIONS
+from ..attacks.gradient import check_grad_precision
 from ..data.registry import check_dataset
 from ..errors import QrobenchError
 from ..protocol import DEFAULT_DATASET, DEFAULT_THREAT_MODEL, ThreatModel, check_eps, threat_model
@@ -146,9 +146,10 @@ def resolve_attack_options(attacks, target: str | None = None, *, zoo_dir=None, 
         for a in eot:
             options.setdefault(a, {})["eot_iter"] = eot_iter
     if grad_precision is not None:
-        if grad_precision not in GRAD_PRECISIONS:
-            raise QrobenchError(f"grad_precision (--grad-precision) must be one of {', '.join(GRAD_PRECISIONS)}, "
-                                f"got {grad_precision!r}")
+        try:
+            check_grad_precision(grad_precision)
+        except ValueError as e:
+            raise QrobenchError(f"{e} (--grad-precision)") from None
         family = grad_precision_attacks(attacks)
         if grad_precision != "fp32" and not family:
             raise QrobenchError(f"grad_precision (--grad-precision) sets the gradient passes of the PGD family "
