@@ -27,7 +27,7 @@ def load_model(name: str, zoo_dir=None, device: str = "cpu"):
 def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=None, card=None,
              zoo_dir=None, surrogate: str | None = None, eot_iter: int | None = None,
              command: str | None = None, journal=None, resume: bool = False, flags=(), expect_clean=None,
-             **settings) -> Result:
+             cascade_from=None, cascade_attacks=None, **settings) -> Result:
     """Evaluate ``model`` on the first ``n`` test points; returns the result record
     (``result.clean_acc`` or ``result["clean_acc"]``; ``qrobench.engine.write_result`` saves it).
 
@@ -39,7 +39,10 @@ def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=No
     names it and its hash. The ``transfer`` attack crafts on a zoo model (``surrogate``,
     default res20-fp) unless ``attack_options={"transfer": {"surrogate": module}}`` hands it one.
     ``expect_clean`` (a result of the same model) stops the run before its attacks if its clean
-    predictions differ from that result's on the same points.
+    predictions differ from that result's on the same points. ``cascade_from`` (a result or its
+    path, of the same model and points) attacks only the points that its attacks
+    (``cascade_attacks``, default all) left standing: an exact worst case for less compute, the
+    attacks' own accuracies unknown (their outcomes count the earlier attacks' breaks too).
     """
     card = card if card is not None else getattr(model, "card", None)
     name = getattr(card, "name", None)
@@ -48,8 +51,13 @@ def evaluate(model, attacks=("pgd20",), n: int = 1000, seed: int = 0, *, data=No
                       eot_iter=eot_iter, **settings)
     if command is None:
         command = f"qrobench.evaluate({name or type(model).__name__!r}, attacks={attacks!r}, n={n}, seed={seed})"
+    if cascade_from is not None and not isinstance(cascade_from, Result):
+        from .engine.results import read_result
+
+        cascade_from = read_result(cascade_from)
     return _evaluate(model, cfg, data=data, card=card, command=command, journal=journal, resume=resume,
-                     flags=flags, expect_clean=expect_clean)
+                     flags=flags, expect_clean=expect_clean, cascade_from=cascade_from,
+                     cascade_attacks=cascade_attacks)
 
 
 def list_models(zoo_dir=None) -> list[str]:

@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cascade", action="store_true",
                    help="attack each point only until one attack breaks it (AutoAttack-style): the worst case "
                         "is exact and cheaper, per-attack accuracies become cumulative; the result says so")
+    r.add_argument("--cascade-from", default=None, metavar="RESULT.json",
+                   help="attack only the points that RESULT.json's attacks (a run of the same model, points and "
+                        "seeds) all left standing: the worst case over both files is exact for less compute; "
+                        "these attacks' own accuracies are unknown (n/a in reports), and the result says so")
+    r.add_argument("--cascade-attacks", type=opts.attack_list_arg, default=None, metavar="A,B",
+                   help="with --cascade-from: continue from these of its attacks only (default: all of them)")
     r.add_argument("--patterns", type=int, default=None,
                    help="--threat-model bit-errors: seeded error patterns per bit error rate (default 25)")
     r.add_argument("--cap", type=int, default=None,
@@ -220,8 +226,14 @@ def cmd_run(args) -> int:
     journals = [journal_path(p if not ranks else p.with_name(f"{p.name}.rank{rank}-of-{cfg.shard.count}"))
                 for p in paths]
     expected = read_result(args.expect_clean) if args.expect_clean else None
+    prior = read_result(args.cascade_from) if args.cascade_from else None
+    if args.cascade_attacks is not None and prior is None:
+        raise QrobenchError("--cascade-attacks names attacks of the --cascade-from file; give --cascade-from")
+    if prior is not None and len(eps_values) > 1:
+        raise QrobenchError("--cascade-from continues one run at one ε; give one --eps")
     results = [evaluate(model, cfg.replace(eps=e), data=data, card=card, command=command,
-                        journal=j, resume=args.resume, expect_clean=expected)
+                        journal=j, resume=args.resume, expect_clean=expected, cascade_from=prior,
+                        cascade_attacks=args.cascade_attacks)
                for e, j in zip(eps_values, journals, strict=True)]  # all finish before anything is written
     if ranks:
         gathered = [distributed.gather(r) for r in results]
@@ -250,7 +262,8 @@ def _run_weight_threat(args, command: str) -> int:
 
     tm = args.threat_model
     attacked = tm == "bit-errors" and any(a == "--attacks" or a.startswith("--attacks=") for a in args.argv)
-    flags = ("--onnx", "--shard", "--workers", "--cascade", "--resume", "--twin", "--expect-clean")
+    flags = ("--onnx", "--shard", "--workers", "--cascade", "--cascade-from", "--cascade-attacks", "--resume",
+             "--twin", "--expect-clean")
     given = [f for f in (flags if attacked else ("--attacks", "--eps") + flags)
              if any(a == f or a.startswith(f + "=") for a in args.argv)]
     if given:
@@ -299,7 +312,8 @@ def _run_corruptions(args, command: str) -> int:
     from .threats import corruptions
     from .zoo.store import Zoo
 
-    given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--twin", "--expect-clean",
+    given = [f for f in ("--attacks", "--eps", "--onnx", "--shard", "--workers", "--cascade", "--cascade-from",
+                         "--cascade-attacks", "--twin", "--expect-clean",
                          "--patterns",
                          "--cap", "--float-as", "--surrogate", "--eot-iter", "--grad-precision")
              if any(a == f or a.startswith(f + "=") for a in args.argv)]

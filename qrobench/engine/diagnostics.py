@@ -179,6 +179,16 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
         out.append(Finding("not-robust", "pass", f"worst case {worst:.1f} %"))
 
     cumulative = "a --cascade run: per-attack accuracies are cumulative, so attacks cannot be compared"
+    # --cascade-from attacks count earlier attacks' breaks too: their own accuracy is unknown
+    continued = [a for a in acc if r.cumulative_over(a)]
+    acc = {a: v for a, v in acc.items() if a not in continued}
+    left_out = (f" ({', '.join(continued)}: cumulative over earlier attacks, left out)"
+                if continued and not r.cascade else "")
+
+    def cumulative_or(needs: list[str], text: str) -> str:
+        hit = [a for a in needs if a in continued]
+        return f"{', '.join(hit)}: cumulative over earlier attacks (--cascade-from), so not comparable" if hit else text
+
     if r.cascade:
         out.append(Finding("fgsm-beats-pgd", "n/a", cumulative))
     elif "fgsm" in acc and "pgd20" in acc:
@@ -188,7 +198,7 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
         out.append(Finding("fgsm-beats-pgd", status, f"fgsm {acc['fgsm']:.1f} % vs pgd20 {acc['pgd20']:.1f} % "
                                                      f"(gap {gap:+.1f} pp, threshold {t:.1f} pp)"))
     else:
-        out.append(Finding("fgsm-beats-pgd", "n/a", "needs fgsm and pgd20"))
+        out.append(Finding("fgsm-beats-pgd", "n/a", cumulative_or(["fgsm", "pgd20"], "needs fgsm and pgd20")))
 
     white = {a: v for a, v in acc.items() if is_white_box(a)}  # as each registered attack says
     black = {a: v for a, v in acc.items() if not is_white_box(a)}
@@ -200,9 +210,10 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
         gap = white[wb] - black[bb]
         out.append(Finding("black-box-beats-white-box", "flag" if gap > t else "pass",
                            f"best black-box {bb} {black[bb]:.1f} % vs best white-box {wb} {white[wb]:.1f} % "
-                           f"(gap {gap:+.1f} pp, threshold {t:.1f} pp)"))
+                           f"(gap {gap:+.1f} pp, threshold {t:.1f} pp){left_out}"))
     else:
-        out.append(Finding("black-box-beats-white-box", "n/a", "needs a black-box and a white-box attack"))
+        out.append(Finding("black-box-beats-white-box", "n/a",
+                           "needs a black-box and a white-box attack" + left_out))
 
     out.append(_square_finding(r))
 
@@ -215,7 +226,8 @@ def record_findings(r: Result, curve: dict[float, float] | None = None) -> list[
                            f"pgd20 {acc['pgd20']:.1f} % vs eot-pgd20 {acc['eot-pgd20']:.1f} % (gap {gap:+.1f} pp, "
                            f"threshold {t:.1f} pp)"))
     else:
-        out.append(Finding("eot-gap", "n/a", "needs a randomised model with pgd20 and eot-pgd20"))
+        out.append(Finding("eot-gap", "n/a", cumulative_or(["pgd20", "eot-pgd20"],
+                                                           "needs a randomised model with pgd20 and eot-pgd20")))
 
     out.append(_early_stop_finding(r))
     out.append(_score_draw_finding(r))
@@ -304,6 +316,12 @@ def _square_finding(r: Result) -> Finding:
     if r.cascade and any(list(r.attacks).index(a) > list(r.attacks).index("square") for a in white):
         return Finding(name, "n/a", "a --cascade run with a white-box attack after square: its outcomes "
                                     "already count Square's breaks")
+    # exact only if no outcome used here counts a break of an attack outside the white-box set:
+    # then "every white-box attack left robust, square breaks" is the same with cumulative outcomes
+    outside = sorted({b for a in [*white, "square"] for b in r.cumulative_over(a) if b not in white})
+    if outside:
+        return Finding(name, "n/a", f"outcomes here count the breaks of {', '.join(outside)} too (--cascade / "
+                                    "--cascade-from), so Square's own breaks beyond the white-box attacks are unknown")
     seeds = [s for s in r.per_seed if s.outcomes and "clean" in s.outcomes
              and all(a in s.outcomes for a in [*white, "square"])]
     if not seeds or len(seeds) != len(r.per_seed):

@@ -27,6 +27,7 @@ from ..protocol import default_repeats, has_eot
 from ..quant.measure import measure_weights
 from ..toolkits import prepare
 from ..toolkits.deployed import DeployedModel, Materialised
+from .cascade_from import CascadeFrom, CleanMismatch
 from .config import EvalConfig
 from .deployment import (
     agreement_counts,
@@ -187,9 +188,10 @@ def check_expected_clean(model, data: EvalData, cfg: EvalConfig, device, expecte
 
 
 def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attacks, flags,
-              batches: range, journal: Journal, extras: dict) -> SeedResult:
+              batches: range, journal: Journal, extras: dict, prior: CascadeFrom | None = None) -> SeedResult:
     """One seed over ``batches`` (a shard, or all of them); finished batches come from, and
-    new ones go to, the journal."""
+    new ones go to, the journal. With ``prior`` (--cascade-from) the attacks run only on the
+    points an earlier run's attacks left standing."""
     seed = cfg.seed + repeat
     n = len(data)
     start, stop = shard_points(batches, n, cfg.batch_size)
@@ -204,9 +206,10 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
         correct[s - start:e - start] = m
         clean_time += dt
     robust, times, zero_grad = {}, {}, {}
-    alive = correct.clone()  # cascade: the points no attack has broken yet
+    base = prior.targets(seed, correct) if prior is not None else correct
+    alive = base.clone()  # cascade: the points no attack has broken yet
     for k, (name, atk) in enumerate(attacks.items(), start=1):
-        targets = alive if cfg.cascade else correct
+        targets = alive if cfg.cascade else base
         survived = torch.zeros(stop - start, dtype=torch.bool)
         times[name], zg = 0.0, []
         bar = tqdm(total=int(targets.sum()), desc=f"{name:>10s}", unit="img", leave=False,
@@ -239,7 +242,8 @@ def _run_once(model, data: EvalData, cfg: EvalConfig, device, repeat: int, attac
 def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = None, card=None,
              command: str | None = None, protocol: dict | None = None, flags=(),
              submission: dict | None = None, journal: str | None = None, resume: bool = False,
-             expect_clean: Result | None = None) -> Result:
+             expect_clean: Result | None = None, cascade_from: Result | None = None,
+             cascade_attacks=None) -> Result:
     """Run ``config``'s battery on its first ``n`` test points and return the complete record.
 
     ``config`` comes from :func:`qrobench.engine.make_config`, the one place that validates
@@ -251,6 +255,9 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
     every finished batch is journaled there and ``resume=True`` continues a killed run from it
     (journal.py); ``config.shard`` evaluates one shard only. With ``expect_clean`` (a result of
     the same model) the run stops before its attacks if its clean predictions differ from it.
+    With ``cascade_from`` (a result of the same model, points and seeds) the attacks run only on
+    the points that its attacks (``cascade_attacks``, default all) left standing: the worst case
+    over both files is exact, these attacks' own accuracies are not (engine/cascade_from.py).
     """
     if not isinstance(config, EvalConfig):
         raise TypeError("engine.evaluate(model, config) takes an EvalConfig: build one with "
@@ -288,12 +295,20 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
     batches = cfg.shard.batches(len(data), cfg.batch_size)
     start, stop = shard_points(batches, len(data), cfg.batch_size)
     card_sha = getattr(card, "sha256", None)
+    seeds = [cfg.seed + r for r in range(repeats)]
+    prior = None
+    if cascade_from is not None:
+        prior = CascadeFrom(cascade_from, cascade_attacks, cfg, card_sha, seeds, start, stop, stochastic)
+        run_flags.add("cascade-from")
+    elif cascade_attacks is not None:
+        raise QrobenchError("cascade_attacks (--cascade-attacks) names attacks of the --cascade-from file; give it")
     settings = {a: atk.settings() for a, atk in built.items()}
     log = Journal(journal, {"model": name, "card_sha256": card_sha, "n": len(data), "eps": cfg.eps,
                             "threat_model": cfg.threat_model, "dataset": cfg.dataset,
                             "attacks": settings, "seeds": [cfg.seed + r for r in range(repeats)],
                             "batch_size": cfg.batch_size, "shard": str(cfg.shard),
                             "channels_last": cfg.channels_last, "cascade": cfg.cascade, "qrobench": __version__,
+                            **({"cascade_from": {"attacks": prior.attacks, "survivors": prior.digest()}} if prior else {}),
                             **({"score_draw": SHARED_SCORE_DRAW} if stochastic else {})},
                   resume)
     if expect_clean is not None and expect_clean.card_sha256 != card_sha:
@@ -314,8 +329,12 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
             except QrobenchError:
                 log.discard()  # nothing measured yet: no journal for a --resume to trip over
                 raise
-        runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras)
-                for r in range(repeats)]
+        try:
+            runs = [_run_once(model, data, cfg, device, r, built, run_flags, batches, log, extras, prior)
+                    for r in range(repeats)]
+        except CleanMismatch:
+            log.discard()  # it continued from survivors that are not this run's: nothing of it may be resumed
+            raise
     total = time.perf_counter() - t_start + log.recovered_time_s  # plus a killed process's batches
     model.to(memory_format=torch.contiguous_format)
 
@@ -363,6 +382,7 @@ def evaluate(model: nn.Module, config: EvalConfig, *, data: EvalData | None = No
                  "reader": stats.reader},
         submission=submission,
         cascade=True if cfg.cascade else None,
+        cascade_from={a: list(prior.attacks) for a in cfg.attacks} if prior else None,
         score_draw=SHARED_SCORE_DRAW if stochastic else None,
         deployment=summarise(model, extras.pop("clean", []), extras, equivalence),
         shard=None if cfg.shard == WHOLE else {"index": cfg.shard.index, "count": cfg.shard.count,

@@ -36,11 +36,12 @@ from .results import Result, SeedResult, read_result
 # What defines the measurement: seeds may only be combined when all of these agree. Device,
 # threads and torch version may differ (recorded per source); they do not change the protocol.
 MUST_AGREE = ("model", "card_sha256", "dataset", "split", "n", "first_index", "eps", "norm",
-              "attacks", "batch_size", "channels_last", "stochastic", "cascade", "score_draw")
+              "attacks", "batch_size", "channels_last", "stochastic", "cascade", "cascade_from", "score_draw")
 # An attack's randomness comes from (seed, attack, batch) alone (seeding.py), so attacks run at
 # other batch sizes still combine point by point; each one's batch size goes into its settings.
 # (A randomised model's clean pass depends on the batch: the clean-prediction check refuses it.)
-ATTACK_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k not in ("attacks", "batch_size"))
+# A --cascade-from file joins the files that hold the attacks it continued (_check_continued).
+ATTACK_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k not in ("attacks", "batch_size", "cascade_from"))
 SHARD_MERGE_MUST_AGREE = tuple(k for k in MUST_AGREE if k not in ("n", "first_index"))
 
 
@@ -191,6 +192,7 @@ def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> R
                 raise QrobenchError(f"attack {a} is in both {owner[a]} and {path}; give each attack once "
                                     "(to combine seeds, merge files with the same attacks)")
             owner[a] = path
+    continued = _check_continued(results, owner)
     seeds = []
     for i, s0 in enumerate(first.per_seed):
         parts = [r.per_seed[i] for _, r in results]
@@ -207,6 +209,15 @@ def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> R
         worst = decode_mask(outcomes["clean"], first.n)
         for a in robust:
             worst &= decode_mask(outcomes[a], first.n)
+        for a, over in continued.items():
+            alive = decode_mask(outcomes["clean"], first.n)
+            for b in over:
+                alive &= decode_mask(outcomes[b], first.n)
+            outside = int((decode_mask(outcomes[a], first.n) & ~alive).sum())
+            if outside:
+                raise QrobenchError(f"seed {s0.seed}: {outside} point(s) survive {a} but not the attacks it continued "
+                                    f"({', '.join(over)}) in {owner[over[0]]}: {owner[a]} continued another run's "
+                                    "survivors; give the files it was run with --cascade-from on")
         seeds.append(SeedResult(seed=s0.seed, clean_acc=s0.clean_acc, robust_acc=robust,
                                 worst_case_acc=int(worst.sum()) / first.n, wall_time_s=times,
                                 clean_time_s=s0.clean_time_s, zero_grad_frac=zero_grad, outcomes=outcomes))
@@ -216,12 +227,27 @@ def _merge_attacks(results: list[tuple[Path, Result]], command: str | None) -> R
     if first.stochastic and not has_eot(attacks):
         flags.add("no-eot")
     merged = dataclasses.replace(
-        first, attacks=attacks, per_seed=seeds, flags=sorted(flags),
+        first, attacks=attacks, per_seed=seeds, flags=sorted(flags), cascade_from=continued or None,
         total_time_s=sum(float(r.total_time_s) for _, r in results),
         merged_from=[src for path, r in results for src in _sources(path, r)],
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), cpu=_cpu(results), command=command, diagnostics=None,
         deployment=combine([r.deployment for _, r in results], same_clean_points=True))
     return merged.summarize()
+
+
+def _check_continued(results: list[tuple[Path, Result]], owner: dict[str, Path]) -> dict[str, list[str]]:
+    """Every --cascade-from attack's earlier attacks, each held by another file of the merge (whose
+    survivors it attacked: checked point by point by the caller); returns attack → those attacks."""
+    continued: dict[str, list[str]] = {}
+    for path, r in results:
+        for a, over in (r.cascade_from or {}).items():
+            absent = [b for b in over if b not in owner]
+            if absent:
+                raise QrobenchError(f"{path}: {a} ran only on the points {', '.join(over)} left standing "
+                                    f"(--cascade-from), so it merges only together with them; add the file(s) "
+                                    f"holding {', '.join(absent)}")
+            continued[a] = list(over)
+    return continued
 
 
 def _sources(path: Path, r: Result) -> list[dict]:

@@ -162,6 +162,9 @@ class Result(_ReadsLikeAMapping):
     # True: each attack ran only on the points every earlier attack failed to break (--cascade),
     # so robust_acc[a] is the accuracy after the attacks up to a, and only the last is the battery's
     cascade: bool | None = None
+    # --cascade-from (engine/cascade_from.py): attack -> the attacks of an earlier run whose survivors
+    # alone it attacked, so its outcomes are cumulative over those too and its own accuracy is unknown
+    cascade_from: dict[str, list[str]] | None = None
     # a randomised model: how each column's scoring pass drew the model's noise. SHARED_SCORE_DRAW:
     # every column of a batch under the clean pass's draw (docs/protocol.md §6.4); None in a
     # randomised model's record: each column under a draw of its own (records made before the change)
@@ -248,6 +251,29 @@ class Result(_ReadsLikeAMapping):
             raise QrobenchError(f"{self.model} was not measured under {name!r}; attacks: {', '.join(self.attacks)}")
         return [decode_mask(s.outcomes[name], self.n) for s in self.per_seed]
 
+    def cumulative_over(self, name: str) -> list[str]:
+        """The other attacks whose breaks the outcomes of attack ``name`` already count: the earlier
+        ones of a --cascade run and those of the run a --cascade-from run continued; [] where its
+        outcomes are its own."""
+        names = list(self.attacks)
+        earlier = names[:names.index(name)] if self.cascade and name in names else []
+        return earlier + [a for a in (self.cascade_from or {}).get(name, []) if a not in earlier]
+
+    def own_attacks(self) -> list[str]:
+        """The attacks whose accuracy is their own, not cumulative over other attacks."""
+        return [a for a in self.attacks if not self.cumulative_over(a)]
+
+    def check_worst_case_set(self, attacks, what: str) -> None:
+        """A worst case over ``attacks`` is exact only if every cumulative attack among them comes
+        with the attacks it counts; refuse otherwise."""
+        chosen = set(attacks)
+        for a in attacks:
+            hidden = [b for b in self.cumulative_over(a) if b not in chosen]
+            if hidden:
+                raise QrobenchError(f"{what}: the outcomes of {a} in {self.model}'s file already count "
+                                    f"{', '.join(hidden)} (--cascade / --cascade-from), so {a} cannot be "
+                                    f"used without {'it' if len(hidden) == 1 else 'them'}")
+
     def worst_case_masks(self, attacks=None) -> list[np.ndarray]:
         """Per seed, the points robust to every attack of ``attacks`` (default: the whole battery)."""
         names = list(self.attacks) if attacks is None else list(attacks)
@@ -301,7 +327,8 @@ class Result(_ReadsLikeAMapping):
         return cls(**kwargs)
 
 
-_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "score_draw", "sweep",
+_OPTIONAL = ("protocol", "weights", "submission", "merged_from", "diagnostics", "shard", "cascade", "cascade_from",
+             "score_draw", "sweep",
              "deployment", "weight_threat", "corruptions", "cpu")
 
 

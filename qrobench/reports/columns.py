@@ -211,6 +211,12 @@ def _file(m: Measured) -> str:
     return str(m.r.path.relative_to(m.root)) if m.root is not None else str(m.r.path)
 
 
+def _own(d, values: dict) -> dict:
+    """``values`` without the attacks run with --cascade-from: their outcomes count earlier attacks'
+    breaks too, so their own accuracy is unknown and the cell stays n/a (never approximated)."""
+    return {k: v for k, v in values.items() if k not in (getattr(d, "cascade_from", None) or {})}
+
+
 def _m_worst(m: Measured, std: bool = False) -> float:
     d = m.d
     return (pct(d.std.worst_case_acc) if std else pct(d.worst_case_acc)) if d.robust_acc else math.nan
@@ -250,7 +256,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("loss", "", TEXT, lambda m: m.loss, lambda rep: rep.get("loss", "adversarial")),
     Column("clean_pct", "clean %", NUMBER, lambda m: pct(m.d.clean_acc), lambda rep: pct(rep["clean_acc"]),
            _accuracy_cell),
-    Column("{}_pct", "{} %", NUMBER, lambda m: {a: pct(acc) for a, acc in m.d.robust_acc.items()},
+    Column("{}_pct", "{} %", NUMBER, lambda m: {a: pct(acc) for a, acc in _own(m.d, m.d.robust_acc).items()},
            lambda rep: {a: pct(acc) for a, acc in rep["robust_acc"].items()}, _accuracy_cell, over=ATTACKS),
     Column("autoattack", "AutoAttack %", NUMBER, cell=_autoattack_cell, stored=False),
     Column("worst_case_pct", "worst case %", NUMBER, _m_worst, _nan, _accuracy_cell),
@@ -277,11 +283,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("source", "source", TEXT, lambda m: "measured", lambda rep: f"reported: {rep['source']}"),
     Column("stale", "", INTERNAL, lambda m: m.stale, lambda rep: False, csv=False),
     Column("clean_std_pct", "", NUMBER, lambda m: pct(m.d.std.clean_acc), _nan),
-    Column("{}_std_pct", "", NUMBER, lambda m: {a: pct(m.d.std.robust_acc.get(a)) for a in m.d.robust_acc},
+    Column("{}_std_pct", "", NUMBER, lambda m: {a: pct(m.d.std.robust_acc.get(a)) for a in _own(m.d, m.d.robust_acc)},
            lambda rep: {a: math.nan for a in rep["robust_acc"]}, over=ATTACKS),
     Column("worst_case_std_pct", "", NUMBER, lambda m: _m_worst(m, std=True), _nan),
     Column(("{}_lo_pct", "{}_hi_pct"), "", NUMBER,
-           lambda m: {k: (pct(lo), pct(hi)) for k, (lo, hi) in m.intervals.items()}, lambda rep: {},
+           lambda m: {k: (pct(lo), pct(hi)) for k, (lo, hi) in _own(m.d, m.intervals).items()}, lambda rep: {},
            over=ACCURACIES),
     Column("diagnosis", "", TEXT, lambda m: m.diagnosis, lambda rep: ""),
     Column("card_sha256", "", INTERNAL, lambda m: m.d.card_sha256 or "", lambda rep: ""),

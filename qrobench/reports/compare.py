@@ -111,11 +111,13 @@ def _choose_attacks(a: Result, b: Result, attacks, labels: tuple[str, str]) -> l
 
 def _check_cascade(r: Result, names: list[str], label: str) -> None:
     """A --cascade file's masks are cumulative (each attack ran on what the earlier ones left), so
-    only a leading part of its battery is a worst case over exactly those attacks."""
+    only a leading part of its battery is a worst case over exactly those attacks; a --cascade-from
+    attack only together with the attacks it continued."""
     if r.cascade and set(names) != set(list(r.attacks)[: len(names)]):
         raise QrobenchError(f"{label} was measured with --cascade: its per-attack outcomes are cumulative, so "
                             f"only a leading part of its battery ({', '.join(r.attacks)}) can be compared, "
                             f"not {', '.join(names)}")
+    r.check_worst_case_set(names, f"{label}: a worst case over {', '.join(names)}")
 
 
 def _warnings(a: Result, b: Result, names: list[str], labels: tuple[str, str]) -> list[str]:

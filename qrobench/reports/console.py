@@ -37,7 +37,9 @@ def format_result_table(result: Result, fmt: str = "github") -> str:
     iv = {k: f"[{100 * lo:.1f}, {100 * hi:.1f}]" for k, (lo, hi) in result_intervals(result).items()}
     rows = [["clean", _pct(result.clean_acc, std.clean_acc, show_std), iv["clean"], _seconds(result.clean_time_s)]]
     for a, acc in result.robust_acc.items():
-        rows.append([a, _pct(acc, std.robust_acc.get(a), show_std), iv[a], _seconds(result.wall_time_s.get(a))])
+        over = (result.cascade_from or {}).get(a)
+        label = f"{a}, cumulative over {', '.join(over)}" if over else a  # --cascade-from: not its own accuracy
+        rows.append([label, _pct(acc, std.robust_acc.get(a), show_std), iv[a], _seconds(result.wall_time_s.get(a))])
     if result.robust_acc:
         rows.append(["worst case", _pct(result.worst_case_acc, std.worst_case_acc, show_std), iv["worst_case"], ""])
     head = (f"{result.model}  ({result.precision}, n={result.n}, eps={result.eps:.5f}, "

@@ -41,6 +41,9 @@ FLAG_HELP = {
                      "under Provisional (the runs summary says what is missing)",
     "cascade": "measured with --cascade: each attack ran only on the points the earlier ones left standing, "
                "so the per-attack columns are cumulative (the worst case is exact)",
+    "cascade-from": "some attacks (their columns n/a) ran only on the points the row's other attacks left standing "
+                    "(--cascade-from), to save compute: the worst case is exact, those attacks' own accuracies "
+                    "are unknown",
     "bf16-gradients": "the PGD family's gradient passes ran in bfloat16 (--grad-precision bf16); every success "
                       "was still decided in fp32, but the bf16 gradient may make the attacks slightly weaker",
     "low-clean-accuracy": "clean accuracy below the 20 % floor: robust numbers of a broken model mean little",
