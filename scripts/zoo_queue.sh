@@ -31,7 +31,10 @@ code() {  # a worktree of commit $1 beside this checkout
 }
 l2_aa=$(code 1bc6fa5) || exit 2  # the ResNet20 rows' L2 aa pieces
 enres=$(code 564c595) || exit 2  # the EnResNets' pieces: one shared scoring draw per batch
+casc=$(code 41b799b) || exit 2   # --cascade-from (its clean pass and scoring draw are 564c595's)
 enresnets="enres20-fp enres20-4bit enres20-tnn enres20-bnn"
+cheap=fgsm+pgd20+ifgsm20+cw+cw-paper+eot-pgd20+transfer
+white=fgsm,pgd20,ifgsm20,cw,cw-paper,eot-pgd20  # the cheap battery's white-box attacks
 job() {  # a failed job (e.g. --expect-clean refusing this CPU) stops only itself
   nice -n 15 scripts/run_shards.sh "$@" || echo "$(date -u +%FT%TZ) job failed: $*"
 }
@@ -45,13 +48,21 @@ for m in $enresnets; do
     QROBENCH_CODE=$enres THREAT=l2 SEED=$s SHARD_MIN=8 job "$m" fgsm,pgd20,cw,eot-pgd20 4
   done
 done
-# 2. #27: aa-rand (about 85 min a shard), then square, for the EnResNets. With DEADLINE, a
-#    session runs the aa-rand shard that fits and fills the rest of its time with square shards.
-for m in $enresnets; do
-  for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=90 job "$m" aa-rand 4; done
-done
-for m in $enresnets; do
-  for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=25 job "$m" square 4; done
+# 2. #27: aa-rand, then square, for the EnResNets, one model after another. enres20-fp keeps the
+#    full battery its first aa-rand shards were measured with (about 85 min an aa-rand shard,
+#    26 min a square one); the other three continue from their cheap battery's white-box attacks
+#    (--cascade-from: about half the points, so about half the time; README, "The zoo's
+#    background compute"). With DEADLINE, a chain runs the shards that fit and moves on to
+#    shorter jobs for the rest of its time.
+for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=90 job enres20-fp aa-rand 4; done
+for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=25 job enres20-fp square 4; done
+for m in enres20-4bit enres20-tnn enres20-bnn; do
+  for a in aa-rand square; do
+    for s in $seeds; do
+      QROBENCH_CODE=$casc SEED=$s SHARD_MIN=$([ $a = aa-rand ] && echo 60 || echo 18) job "$m" $a 4 \
+        --cascade-from "results/pieces/$m/${m}__${cheap}__seed$s.json" --cascade-attacks "$white"
+    done
+  done
 done
 echo "$(date -u +%FT%TZ) chain $1: queue done"
 exit
