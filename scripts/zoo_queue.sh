@@ -59,7 +59,7 @@ for s in $seeds; do QROBENCH_CODE=$enres SEED=$s SHARD_MIN=25 job enres20-fp squ
 for m in enres20-4bit enres20-tnn enres20-bnn; do
   for a in aa-rand square; do
     for s in $seeds; do
-      QROBENCH_CODE=$casc SEED=$s SHARD_MIN=$([ $a = aa-rand ] && echo 60 || echo 18) job "$m" $a 4 \
+      QROBENCH_CODE=$casc SEED=$s SHARD_MIN=$([ $a = aa-rand ] && echo 60 || echo 22) job "$m" $a 4 \
         --cascade-from "results/pieces/$m/${m}__${cheap}__seed$s.json" --cascade-attacks "$white"
     done
   done

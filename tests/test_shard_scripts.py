@@ -141,3 +141,24 @@ def test_the_zoo_queue_pins_commits_a_clone_holds():
         assert p.returncode == 0, f"scripts/zoo_queue.sh pins {sha}, which this checkout does not hold"
     p = subprocess.run(["bash", str(REPO / "scripts" / "zoo_queue.sh"), "C"], capture_output=True, text=True)
     assert p.returncode == 2 and "usage" in p.stderr
+
+
+def test_continued_shards_merge_into_the_row_with_the_battery_they_continued(scratch):
+    """The queue's --cascade-from jobs: shards of a randomised model's slow attack continued from
+    the per-seed file of its cheap battery, merged by merge_pieces.sh into one row."""
+    root, env, git = scratch
+    for s in ("0", "1"):
+        _sh(root, env, "scripts/run_shards.sh", "en8-tnn", "fgsm", "2", N="40", SEED=s)
+    _sh(root, env, "scripts/merge_pieces.sh", "en8-tnn", "--no-zoo", SEEDS="2")
+    for s in ("0", "1"):
+        _sh(root, env, "scripts/run_shards.sh", "en8-tnn", "pgd20", "2", "--cascade-from",
+            f"results/pieces/en8-tnn/en8-tnn__fgsm__seed{s}.json", "--cascade-attacks", "fgsm", N="40", SEED=s)
+    shard = json.loads((root / "results" / "pieces" / "en8-tnn" / "en8-tnn__pgd20__seed1__shard1of2.json").read_text())
+    assert shard["cascade_from"] == {"pgd20": ["fgsm"]} and "--cascade-from" in shard["command"]
+    _sh(root, env, "scripts/merge_pieces.sh", "en8-tnn", SEEDS="2")
+    row = json.loads((root / "results" / "zoo" / "en8-tnn.json").read_text())
+    assert list(row["attacks"]) == ["fgsm", "pgd20"]
+    assert row["cascade_from"] == {"pgd20": ["fgsm"]} and "cascade-from" in row["flags"]
+    assert [s["seed"] for s in row["per_seed"]] == [0, 1] and row["n"] == 40
+    # pgd20's outcome counts fgsm's breaks: per seed it is the row's worst case
+    assert all(s["robust_acc"]["pgd20"] == s["worst_case_acc"] for s in row["per_seed"])
