@@ -40,11 +40,12 @@ if [ -n "${QROBENCH_CODE:-}" ]; then
   export PYTHONPATH="$QROBENCH_CODE${PYTHONPATH:+:$PYTHONPATH}"
   run=(python -P -m qrobench.cli)  # -P: not this folder first on sys.path, so QROBENCH_CODE's code runs
 fi
+continued=""; case " $* " in *" --cascade-from "*) continued=" (--cascade-from)" ;; esac
 commit() {  # commit one finished shard, retrying while another git command holds the index
   git ls-files --error-unmatch "$1" >/dev/null 2>&1 && return 0
   git add "$1"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    git commit -q -m "$model ${threat_opt[*]:+$threat }$attack${SEED:+ seed $SEED}: shard $2 of $k (n = $n, batch $bs, ${DEVICE:-cpu}, 1 thread)" -- "$1" && return 0
+    git commit -q -m "$model ${threat_opt[*]:+$threat }$attack${SEED:+ seed $SEED}${continued}: shard $2 of $k (n = $n, batch $bs, ${DEVICE:-cpu}, 1 thread)" -- "$1" && return 0
     sleep 7
   done
 }

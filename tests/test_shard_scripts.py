@@ -155,6 +155,7 @@ def test_continued_shards_merge_into_the_row_with_the_battery_they_continued(scr
             f"results/pieces/en8-tnn/en8-tnn__fgsm__seed{s}.json", "--cascade-attacks", "fgsm", N="40", SEED=s)
     shard = json.loads((root / "results" / "pieces" / "en8-tnn" / "en8-tnn__pgd20__seed1__shard1of2.json").read_text())
     assert shard["cascade_from"] == {"pgd20": ["fgsm"]} and "--cascade-from" in shard["command"]
+    assert "en8-tnn pgd20 seed 1 (--cascade-from): shard 1 of 2" in git("log", "--format=%s").stdout
     _sh(root, env, "scripts/merge_pieces.sh", "en8-tnn", SEEDS="2")
     row = json.loads((root / "results" / "zoo" / "en8-tnn.json").read_text())
     assert list(row["attacks"]) == ["fgsm", "pgd20"]
