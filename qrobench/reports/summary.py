@@ -11,6 +11,7 @@ may lower.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ..protocol import LEADERBOARD_N, STOCHASTIC_REPEATS, battery_for, eps_text
 from .collect import ResultFile, Selection, is_stale, key_of, same_eps
@@ -62,16 +63,24 @@ class RunsSummary:
                         why = (f"run `qrobench run --model {row['model']} --attacks {','.join(row['missing_attacks'])} "
                                f"--batch-size {row.get('batch_size')} --device {row.get('device')}` for each seed "
                                "(a randomised model's noise depends on both, so other values cannot be merged) and "
-                               "`qrobench merge` it in")
+                               "`qrobench merge` it in" + _continue_hint(row))
                     else:
                         why = f"run `qrobench run --model {row['model']} --attacks {','.join(row['missing_attacks'])}` " \
-                              "and `qrobench merge` it in"
+                              "and `qrobench merge` it in" + _continue_hint(row)
                     parts.append(f"no {missing} ({why})")
                 out.append(f"  - {row['model']}: " + "; ".join(parts))
         if self.not_in_zoo:
             out.append("- results for models not in the zoo: " + ", ".join(self.not_in_zoo))
         out += [f"- unreadable card: {msg}" for msg in self.invalid_cards]
         return out
+
+
+def _continue_hint(row: dict) -> str:
+    """The cheaper way to add a slow attack to a row that has per-point outcomes."""
+    if not row.get("file"):
+        return ""
+    return (f"; with `--cascade-from {row['file']}` it attacks only the points that file's attacks left standing, "
+            "the worst case exact for about half the compute, its own column n/a")
 
 
 def summarize_runs(results: list[ResultFile], sel: Selection, cards: dict, invalid_cards=(),
@@ -104,7 +113,9 @@ def summarize_runs(results: list[ResultFile], sel: Selection, cards: dict, inval
                    "stochastic": stochastic}
             if missing:
                 row.update(outcomes=r.result.has_outcomes, version=r.result.qrobench_version,
-                           batch_size=r.result.batch_size, device=r.result.device)
+                           batch_size=r.result.batch_size, device=r.result.device,
+                           # as typed from the folder that holds the results folder
+                           file=str(Path(root.name) / r.path.relative_to(root) if root is not None else r.path))
             s.short_of_protocol.append(row)
     s.measured = sorted(fresh_at_eps)
     s.missing = sorted(set(cards) - any_at_eps)

@@ -230,15 +230,16 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
     s = summarize_runs(results, select(results, cards, 8 / 255), cards)
     assert s.short_of_protocol == [
         {"model": "en-no-aa", "n": 1000, "repeats": None, "missing_attacks": ["aa-rand"], "stochastic": True,
-         "outcomes": True, "version": "", "batch_size": 250, "device": "cpu"},
+         "outcomes": True, "version": "", "batch_size": 250, "device": "cpu", "file": "zoo/en-no-aa-1000.json"},
         {"model": "en-no-eot", "n": 1000, "repeats": None, "missing_attacks": ["eot-pgd20", "aa-rand"],
-         "stochastic": True, "outcomes": False, "version": "", "batch_size": None, "device": ""},
+         "stochastic": True, "outcomes": False, "version": "", "batch_size": None, "device": "",
+         "file": "zoo/en-no-eot-1000.json"},
         {"model": "en-one-seed", "n": 1000, "repeats": 1, "missing_attacks": [], "stochastic": True},
         {"model": "few-points", "n": 500, "repeats": None, "missing_attacks": [], "stochastic": False},
         {"model": "no-aa", "n": 1000, "repeats": None, "missing_attacks": ["aa"], "stochastic": False,
-         "outcomes": False, "version": "", "batch_size": None, "device": ""},
+         "outcomes": False, "version": "", "batch_size": None, "device": "", "file": "zoo/no-aa-1000.json"},
         {"model": "no-square", "n": 1000, "repeats": None, "missing_attacks": ["square"], "stochastic": False,
-         "outcomes": False, "version": "", "batch_size": None, "device": ""}]
+         "outcomes": False, "version": "", "batch_size": None, "device": "", "file": "zoo/no-square-1000.json"}]
     text = "\n".join(s.lines())
     assert "  - few-points: n = 500" in text and "  - no-square: no square (its result" in text
     assert "  - no-aa: no aa (its result (qrobench < 0.2) predates per-point outcomes" in text
@@ -250,6 +251,9 @@ def test_rows_short_of_the_protocol_are_named_in_the_runs_summary():
     # its missing attack must run at the row's batch size and device, or it cannot be merged
     assert ("  - en-no-aa: no aa-rand (run `qrobench run --model en-no-aa --attacks aa-rand --batch-size 250 "
             "--device cpu` for each seed") in text
+    # a row with per-point outcomes also gets the cheaper way: continue from its own file
+    en_no_aa_line = next(line for line in text.splitlines() if line.startswith("  - en-no-aa"))
+    assert "`--cascade-from zoo/en-no-aa-1000.json`" in en_no_aa_line and "--cascade-from" not in no_aa_line
 
 
 def test_svg_plots_are_byte_identical_across_rebuilds(tmp_path):
