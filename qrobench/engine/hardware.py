@@ -51,10 +51,20 @@ def cpu_info() -> dict:
 INT8_RUNTIMES = ("torch-int8", "onnxruntime")  # deployment.execution.runtime values on integer kernels
 
 
+def recorded_cpus(result) -> list[dict | None]:
+    """The CPUs a record names: one, or each distinct one of a merged record's pieces
+    (``{"several": [...]}``); None stands for pieces written before qrobench recorded the CPU."""
+    c = getattr(result, "cpu", None)
+    return list(c["several"]) if isinstance(c, dict) and "several" in c else [c]
+
+
 def int8_class(result) -> str | None:
     """The int8 dot-product class a deployed int8 model's record was measured with; None for
-    other models and for records written before qrobench recorded the CPU."""
+    other models and for records written before qrobench recorded the CPU. A merged record
+    answers for the pieces that recorded theirs, so that merging it further is checked too
+    ("a+b" if they differ, which then matches no single class)."""
     dep = getattr(result, "deployment", None) or {}
     if (dep.get("execution") or {}).get("runtime") not in INT8_RUNTIMES:
         return None
-    return (getattr(result, "cpu", None) or {}).get("int8_dot")
+    classes = sorted({c.get("int8_dot") for c in recorded_cpus(result) if c and c.get("int8_dot")})
+    return "+".join(classes) if classes else None

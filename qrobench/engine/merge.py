@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import QrobenchError
 from ..protocol import has_eot
 from .deployment import combine
-from .hardware import int8_class
+from .hardware import int8_class, recorded_cpus
 from .outcomes import decode_mask
 from .results import Result, SeedResult, read_result
 
@@ -76,7 +76,7 @@ def _cpu(results) -> dict | None:
     """The merged file's CPU: the pieces' one CPU, or every distinct one they ran on."""
     seen = []
     for _, r in results:
-        for c in (r.cpu or {}).get("several", [r.cpu]):
+        for c in recorded_cpus(r):
             if c not in seen:
                 seen.append(c)
     return seen[0] if len(seen) == 1 else {"several": seen}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ..engine.hardware import recorded_cpus
 from ..engine.results import Result
 from .stats import result_intervals
 
@@ -24,11 +25,17 @@ def _seconds(t: float | None) -> str:
     return f"{t:.1f}" if t else ""  # records written before weight threats timed their columns hold 0
 
 
+def _one_cpu(c: dict) -> str:
+    return f"{c['name']}, {c.get('capability', '?')}, int8 dot product {c.get('int8_dot', '?')}"
+
+
 def _cpu(result: Result) -> str:
-    c = result.cpu or {}
-    if "name" not in c:
-        return ""
-    return f": {c['name']}, {c.get('capability', '?')}, int8 dot product {c.get('int8_dot', '?')}"
+    cpus = recorded_cpus(result)
+    named = [c for c in cpus if c and "name" in c]
+    if len(cpus) == 1:
+        return f": {_one_cpu(named[0])}" if named else ""
+    parts = [_one_cpu(c) for c in named] + (["pieces that did not record theirs"] if len(named) < len(cpus) else [])
+    return f": merged from pieces on several CPUs ({'; '.join(parts)})"
 
 
 def format_result_table(result: Result, fmt: str = "github") -> str:

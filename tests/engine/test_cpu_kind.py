@@ -55,6 +55,29 @@ def test_int8_pieces_from_cpus_of_other_kinds_are_not_merged(tiny_trained, test_
     assert merge_results([fa, fb3]).cpu == vnni
 
 
+def test_a_merged_int8_record_keeps_its_cpu_class(tiny_trained, test_points, tmp_path):
+    """A piece written before qrobench recorded the CPU (cpu None) merged with a VNNI piece gives
+    ``{"several": [None, vnni]}``; that record must still refuse an AVX2 piece, and say so in print."""
+    pts = EvalData(test_points.x[:40], test_points.y[:40], test_points.source)
+    kw = dict(n=40, data=pts, eps=EPS, progress=False)
+    runs = [evaluate(tiny_trained, attacks=["fgsm"], seed=s, **kw) for s in range(3)]
+    int8 = {"format": "onnx", "execution": {"runtime": "onnxruntime", "version": "x", "device": "cpu"}}
+    vnni = {"name": "cpu A", "capability": "AVX512", "int8_dot": "avx512-vnni"}
+    avx2 = {"name": "cpu B", "capability": "AVX2", "int8_dot": "none"}
+    old = write_result(dataclasses.replace(runs[0], deployment=int8, cpu=None), tmp_path / "old.json")
+    new = write_result(dataclasses.replace(runs[1], deployment=int8, cpu=vnni), tmp_path / "new.json")
+    merged = merge_results([old, new])
+    assert merged.cpu == {"several": [None, vnni]} and int8_class(merged) == "avx512-vnni"
+    both = write_result(merged, tmp_path / "both.json")
+    assert int8_class(read_result(both)) == "avx512-vnni"
+    other = write_result(dataclasses.replace(runs[2], deployment=int8, cpu=avx2), tmp_path / "other.json")
+    with pytest.raises(QrobenchError, match="different int8 dot products"):
+        merge_results([both, other])
+    table = format_result_table(merged)
+    assert "several CPUs (cpu A, AVX512, int8 dot product avx512-vnni; pieces that did not record theirs)" in table
+    assert "None" not in table.splitlines()[0]
+
+
 def test_expect_clean_stops_before_attacking(tiny_zoo, data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QROBENCH_DATA", str(data_dir))
     row = tmp_path / "row.json"
