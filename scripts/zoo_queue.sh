@@ -15,17 +15,23 @@
 # worktree beside this checkout, made when missing), so that later edits cannot change its
 # numbers and its pieces merge with those already in. Merge a model once its shards are in
 # (README, "The zoo's background compute").
+# `scripts/zoo_queue.sh status` runs nothing: it lists, job by job in the queue's order, the
+# committed shards and those left (with a journal: a shard in flight or killed), and what is
+# left in thread-hours, from the finished shards' times (slowest and median) or SHARD_MIN.
 {  # the whole script is read before it runs, so editing it cannot change a running chain
 set -uo pipefail
 cd "$(dirname "$0")/.."
+status=""
 case ${1:-} in
   A) seeds="0 1 2" ;;
   B) export REVERSE=1; seeds="2 1 0" ;;
-  *) echo "usage: [DEADLINE=<epoch s>] scripts/zoo_queue.sh A|B (the first or the second chain)" >&2; exit 2 ;;
+  status) status=$(mktemp); seeds="0 1 2" ;;
+  *) echo "usage: [DEADLINE=<epoch s>] scripts/zoo_queue.sh A|B (the first or the second chain) | status" >&2; exit 2 ;;
 esac
 code() {  # a worktree of commit $1 beside this checkout
   local dir
   dir="$(cd .. && pwd)/qrobench-code-$1"
+  [ -n "$status" ] && { echo "$dir"; return; }
   [ -d "$dir" ] || git worktree add -q --detach "$dir" "$1" >&2 || exit 2
   echo "$dir"
 }
@@ -36,6 +42,11 @@ enresnets="enres20-fp enres20-4bit enres20-tnn enres20-bnn"
 cheap=fgsm+pgd20+ifgsm20+cw+cw-paper+eot-pgd20+transfer
 white=fgsm,pgd20,ifgsm20,cw,cw-paper,eot-pgd20  # the cheap battery's white-box attacks
 job() {  # a failed job (e.g. --expect-clean refusing this CPU) stops only itself
+  if [ -n "$status" ]; then  # status: note the job (model attack K threat seed SHARD_MIN continued)
+    local continued=0; case " $* " in *" --cascade-from "*) continued=1 ;; esac
+    echo "$1 $2 $3 ${THREAT:-linf} ${SEED:--} ${SHARD_MIN:--} $continued" >> "$status"
+    return
+  fi
   nice -n 15 scripts/run_shards.sh "$@" || echo "$(date -u +%FT%TZ) job failed: $*"
 }
 
@@ -64,6 +75,60 @@ for m in enres20-4bit enres20-tnn enres20-bnn; do
     done
   done
 done
+if [ -n "$status" ]; then
+  python3 - "$status" <<'PY'
+# the same file names and shard-time rule as scripts/run_shards.sh
+import json, statistics, subprocess, sys
+from pathlib import Path
+
+committed = set(subprocess.run(["git", "ls-files", "results/pieces"], capture_output=True, text=True,
+                               check=True).stdout.split())
+rows, left_max, left_med, left_n = [], 0.0, 0.0, 0
+for line in Path(sys.argv[1]).read_text().split("\n"):
+    if not line:
+        continue
+    model, attack, k, threat, seed, shard_min, continued = line.split()
+    k, stem_attack = int(k), attack.replace(",", "+")
+    folder, prefix = Path("results/pieces") / model, model
+    if threat != "linf":
+        folder, prefix = folder / threat, f"{model}__{threat}"
+    times = []
+    for f in folder.glob(f"{prefix}__{stem_attack}__*shard*of*.json"):
+        try:
+            times.append(float(json.loads(f.read_text())["total_time_s"]) / 60)
+        except (ValueError, KeyError, TypeError):
+            pass
+    est_max = max(times) if times else (float(shard_min) if shard_min != "-" else None)
+    est_med = statistics.median(times) if times else est_max
+    name = f"{prefix}__{stem_attack}" + (f"__seed{seed}" if seed != "-" else "")
+    done, todo, journal = [], [], []
+    for i in range(k):
+        out = folder / f"{name}__shard{i}of{k}.json"
+        if str(out) in committed:
+            done.append(i)
+        else:
+            todo.append(i)
+            if Path(f"{out}.journal").exists():
+                journal.append(i)
+    if todo and est_max is not None:
+        left_max += len(todo) * est_max
+        left_med += len(todo) * est_med
+    left_n += len(todo)
+    job = f"{model} {'' if threat == 'linf' else threat + ' '}{attack}" + (f" seed {seed}" if seed != "-" else "")
+    job += " (continued)" if continued == "1" else ""
+    shard = ("—" if est_max is None else
+             f"{est_max:.0f}" + (f" / {est_med:.0f}" if times else " (SHARD_MIN)"))
+    rows.append((job, f"{len(done)}/{k}", " ".join(map(str, todo)) or "—",
+                 " ".join(map(str, journal)) or "—", shard))
+head = ("job", "committed", "left", "journal", "shard min (slowest / median)")
+widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
+for r in [head] + rows:
+    print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+print(f"left: {left_n} shards, about {left_max / 60:.1f} thread-hours at the slowest finished shard times "
+      f"({left_med / 60:.1f} at the median); shards not yet measured count at SHARD_MIN")
+PY
+  rc=$?; rm -f "$status"; exit $rc
+fi
 echo "$(date -u +%FT%TZ) chain $1: queue done"
 exit
 }

@@ -163,3 +163,44 @@ def test_continued_shards_merge_into_the_row_with_the_battery_they_continued(scr
     assert [s["seed"] for s in row["per_seed"]] == [0, 1] and row["n"] == 40
     # pgd20's outcome counts fgsm's breaks: per seed it is the row's worst case
     assert all(s["robust_acc"]["pgd20"] == s["worst_case_acc"] for s in row["per_seed"])
+
+
+def test_the_zoo_queue_status_counts_committed_shards_and_the_time_left(tmp_path):
+    """`zoo_queue.sh status` runs nothing and makes no worktree; it counts only committed shards
+    (what a new session continues from), shows journals, and estimates a shard's time as
+    run_shards.sh does: the slowest finished shard of that attack, else the job's SHARD_MIN."""
+    import re
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "zoo_queue.sh", root / "scripts" / "zoo_queue.sh")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, env=env, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    pieces = root / "results/pieces/enres20-fp"
+    pieces.mkdir(parents=True)
+    for i, minutes in enumerate((60, 80, 100, 70)):
+        (pieces / f"enres20-fp__aa-rand__seed0__shard{i}of4.json").write_text(json.dumps({"total_time_s": minutes * 60}))
+    git("add", "scripts", *(f"results/pieces/enres20-fp/enres20-fp__aa-rand__seed0__shard{i}of4.json" for i in (0, 1, 2)))
+    git("commit", "-q", "-m", "three shards")  # shard 3 is on disk, not committed
+    (pieces / "enres20-fp__aa-rand__seed1__shard2of4.json.journal").write_text("")
+
+    p = subprocess.run(["bash", "scripts/zoo_queue.sh", "status"], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not list(tmp_path.glob("qrobench-code-*")), "status made a worktree"
+    assert not (root / "results/pieces/enres20-fp/enres20-fp__aa-rand__seed2__shard0of4.json").exists()
+    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line)[1:] for line in p.stdout.splitlines()[1:-1]}
+    # slowest 100 min, median 75 of the four finished ones (committed or not: both are measurements)
+    assert rows["enres20-fp aa-rand seed 0"] == ["3/4", "3", "—", "100 / 75"]
+    assert rows["enres20-fp aa-rand seed 1"] == ["0/4", "0 1 2 3", "2", "100 / 75"]
+    assert rows["enres20-4bit aa-rand seed 0 (continued)"] == ["0/4", "0 1 2 3", "—", "60 (SHARD_MIN)"]
+    assert rows["enres20-fp square seed 2"][-1] == "25 (SHARD_MIN)"
+    # the total is the table's: shards left × each job's slowest estimate
+    left = sum(len(r[1].split()) for r in rows.values() if r[1] != "—")
+    hours = sum(len(r[1].split()) * float(r[3].split()[0]) for r in rows.values() if r[1] != "—") / 60
+    m = re.search(r"left: (\d+) shards, about ([\d.]+) thread-hours", p.stdout.splitlines()[-1])
+    assert m and int(m.group(1)) == left and float(m.group(2)) == pytest.approx(hours, abs=0.05)
