@@ -80,22 +80,7 @@ expect_opt=(); [ -n "$expect" ] && expect_opt=(--expect-clean "$expect")
 # else SHARD_MIN; empty when neither is known (then every shard starts, as without DEADLINE)
 shard_s=""
 if [ -n "${DEADLINE:-}" ]; then
-  shard_s=$(python3 - "$dir" "${prefix}__${attack//,/+}__" "${SHARD_MIN:-}" <<'PY'
-import json, sys
-from pathlib import Path
-folder, stem, minutes = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-times = []
-for f in folder.glob(stem + "*shard*of*.json"):
-    try:
-        times.append(float(json.loads(f.read_text())["total_time_s"]))
-    except (ValueError, KeyError, TypeError):
-        pass
-if times:
-    print(round(max(times)))
-elif minutes:
-    print(round(float(minutes) * 60))
-PY
-) || exit 2
+  shard_s=$(python3 scripts/shard_time.py "$dir" "${prefix}__${attack//,/+}__" "${SHARD_MIN:-}") || exit 2
 fi
 order=$(seq 0 $((k - 1))); [ -n "${REVERSE:-}" ] && order=$(seq $((k - 1)) -1 0)
 for i in $order; do

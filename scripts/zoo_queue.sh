@@ -78,8 +78,10 @@ done
 if [ -n "$status" ]; then
   python3 - "$status" <<'PY'
 # the same file names and shard-time rule as scripts/run_shards.sh
-import json, statistics, subprocess, sys
+import statistics, subprocess, sys
 from pathlib import Path
+sys.path.insert(0, "scripts")
+from shard_time import finished_seconds
 
 committed = set(subprocess.run(["git", "ls-files", "results/pieces"], capture_output=True, text=True,
                                check=True).stdout.split())
@@ -92,12 +94,7 @@ for line in Path(sys.argv[1]).read_text().split("\n"):
     folder, prefix = Path("results/pieces") / model, model
     if threat != "linf":
         folder, prefix = folder / threat, f"{model}__{threat}"
-    times = []
-    for f in folder.glob(f"{prefix}__{stem_attack}__*shard*of*.json"):
-        try:
-            times.append(float(json.loads(f.read_text())["total_time_s"]) / 60)
-        except (ValueError, KeyError, TypeError):
-            pass
+    times = [s / 60 for s in finished_seconds(folder, f"{prefix}__{stem_attack}__")]
     est_max = max(times) if times else (float(shard_min) if shard_min != "-" else None)
     est_med = statistics.median(times) if times else est_max
     name = f"{prefix}__{stem_attack}" + (f"__seed{seed}" if seed != "-" else "")
@@ -124,6 +121,14 @@ head = ("job", "committed", "left", "journal", "shard min (slowest / median)")
 widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
 for r in [head] + rows:
     print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+# whole batteries measured on an accelerator (scripts/device_battery.sh), kept apart from the CPU pieces
+for model in dict.fromkeys(r.split()[0] for r in Path(sys.argv[1]).read_text().split("\n") if r):
+    cuda = Path("results/pieces") / model / "cuda"
+    done = sorted(f.name.split("__seed")[1][:-5] for f in cuda.glob(f"{model}__battery__seed*.json"))
+    held = sorted(f.name.split("__seed")[1][:-13] for f in cuda.glob(f"{model}__battery__seed*.json.journal"))
+    if done or held:
+        print(f"device: {model} whole battery, seeds finished: {' '.join(done) or '—'}; journaled (to resume "
+              f"on an accelerator): {' '.join(held) or '—'} ({cuda}, README \"On a lent accelerator\")")
 print(f"left: {left_n} shards, about {left_max / 60:.1f} thread-hours at the slowest finished shard times "
       f"({left_med / 60:.1f} at the median); shards not yet measured count at SHARD_MIN")
 PY

@@ -21,7 +21,7 @@ def scratch(tmp_path, tiny_zoo, data_dir):
         pytest.skip("git not installed")
     root = tmp_path / "repo"
     (root / "scripts").mkdir(parents=True)
-    for s in ("run_shards.sh", "merge_pieces.sh"):
+    for s in ("run_shards.sh", "merge_pieces.sh", "shard_time.py"):
         shutil.copy(REPO / "scripts" / s, root / "scripts" / s)
     env = dict(os.environ, QROBENCH_CODE=str(REPO), QROBENCH_ZOO=str(tiny_zoo), QROBENCH_DATA=str(data_dir),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -175,7 +175,8 @@ def test_the_zoo_queue_status_counts_committed_shards_and_the_time_left(tmp_path
         pytest.skip("git not installed")
     root = tmp_path / "repo"
     (root / "scripts").mkdir(parents=True)
-    shutil.copy(REPO / "scripts" / "zoo_queue.sh", root / "scripts" / "zoo_queue.sh")
+    for s in ("zoo_queue.sh", "shard_time.py"):
+        shutil.copy(REPO / "scripts" / s, root / "scripts" / s)
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@t")
     git = lambda *a: subprocess.run(["git", *a], cwd=root, env=env, check=True, capture_output=True)  # noqa: E731
@@ -187,13 +188,23 @@ def test_the_zoo_queue_status_counts_committed_shards_and_the_time_left(tmp_path
     git("add", "scripts", *(f"results/pieces/enres20-fp/enres20-fp__aa-rand__seed0__shard{i}of4.json" for i in (0, 1, 2)))
     git("commit", "-q", "-m", "three shards")  # shard 3 is on disk, not committed
     (pieces / "enres20-fp__aa-rand__seed1__shard2of4.json.journal").write_text("")
+    device = root / "results/pieces/enres20-bnn/cuda"  # an accelerator's whole batteries, apart
+    device.mkdir(parents=True)
+    (device / "enres20-bnn__battery__seed0.json").write_text("{}")
+    (device / "enres20-bnn__battery__seed2.json.journal").write_text("")
 
     p = subprocess.run(["bash", "scripts/zoo_queue.sh", "status"], cwd=root, env=env, capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert not list(tmp_path.glob("qrobench-code-*")), "status made a worktree"
     assert not (root / "results/pieces/enres20-fp/enres20-fp__aa-rand__seed2__shard0of4.json").exists()
-    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line)[1:] for line in p.stdout.splitlines()[1:-1]}
+    lines = p.stdout.splitlines()
+    assert [line for line in lines if line.startswith("device:")] == [
+        "device: enres20-bnn whole battery, seeds finished: 0; journaled (to resume on an accelerator): 2 "
+        '(results/pieces/enres20-bnn/cuda, README "On a lent accelerator")']
+    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line)[1:] for line in lines[1:-1]
+            if not line.startswith("device:")}
+    assert "enres20-bnn aa-rand seed 0 (continued)" in rows  # the CPU queue keeps it until the device row is in
     # slowest 100 min, median 75 of the four finished ones (committed or not: both are measurements)
     assert rows["enres20-fp aa-rand seed 0"] == ["3/4", "3", "—", "100 / 75"]
     assert rows["enres20-fp aa-rand seed 1"] == ["0/4", "0 1 2 3", "2", "100 / 75"]
@@ -204,3 +215,24 @@ def test_the_zoo_queue_status_counts_committed_shards_and_the_time_left(tmp_path
     hours = sum(len(r[1].split()) * float(r[3].split()[0]) for r in rows.values() if r[1] != "—") / 60
     m = re.search(r"left: (\d+) shards, about ([\d.]+) thread-hours", p.stdout.splitlines()[-1])
     assert m and int(m.group(1)) == left and float(m.group(2)) == pytest.approx(hours, abs=0.05)
+
+
+def test_a_shard_takes_as_long_as_the_slowest_finished_one_else_shard_min(tmp_path):
+    """scripts/shard_time.py, the rule run_shards.sh (DEADLINE) and `zoo_queue.sh status` share:
+    the slowest finished shard of the attack in that folder, any seed or K; unreadable files
+    and other attacks do not count; before any has finished, SHARD_MIN; else nothing."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from shard_time import shard_seconds
+    finally:
+        sys.path.pop(0)
+    for name, seconds in (("m__square__seed0__shard0of4", 1500), ("m__square__seed2__shard3of4", 1700),
+                          ("m__square__shard1of2", 1600), ("m__aa-rand__seed0__shard0of4", 9000)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"total_time_s": seconds}))
+    (tmp_path / "m__square__seed1__shard0of4.json").write_text("{}")  # no time: skipped
+    assert shard_seconds(tmp_path, "m__square__", "22") == 1700
+    assert shard_seconds(tmp_path, "m__cw__", "22") == 22 * 60
+    assert shard_seconds(tmp_path, "m__cw__", "") is None
+    cli = lambda *a: subprocess.run([sys.executable, str(REPO / "scripts/shard_time.py"), str(tmp_path), *a],  # noqa: E731
+                                    capture_output=True, text=True, check=True).stdout.strip()
+    assert cli("m__aa-rand__", "60") == "9000" and cli("m__cw__", "7.5") == "450" and cli("m__cw__") == ""
