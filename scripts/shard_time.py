@@ -27,7 +27,7 @@ def shard_seconds(folder: Path, stem: str, shard_min: str = "") -> float | None:
     times = finished_seconds(folder, stem)
     if times:
         return max(times)
-    return float(shard_min) * 60 if shard_min not in ("", "-") else None
+    return float(shard_min) * 60 if shard_min else None
 
 
 if __name__ == "__main__":

@@ -85,11 +85,12 @@ from shard_time import finished_seconds
 
 committed = set(subprocess.run(["git", "ls-files", "results/pieces"], capture_output=True, text=True,
                                check=True).stdout.split())
-rows, left_max, left_med, left_n = [], 0.0, 0.0, 0
+rows, models, left_max, left_med, left_n = [], {}, 0.0, 0.0, 0
 for line in Path(sys.argv[1]).read_text().split("\n"):
     if not line:
         continue
     model, attack, k, threat, seed, shard_min, continued = line.split()
+    models[model] = None
     k, stem_attack = int(k), attack.replace(",", "+")
     folder, prefix = Path("results/pieces") / model, model
     if threat != "linf":
@@ -122,10 +123,11 @@ widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
 for r in [head] + rows:
     print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 # whole batteries measured on an accelerator (scripts/device_battery.sh), kept apart from the CPU pieces
-for model in dict.fromkeys(r.split()[0] for r in Path(sys.argv[1]).read_text().split("\n") if r):
+for model in models:
     cuda = Path("results/pieces") / model / "cuda"
-    done = sorted(f.name.split("__seed")[1][:-5] for f in cuda.glob(f"{model}__battery__seed*.json"))
-    held = sorted(f.name.split("__seed")[1][:-13] for f in cuda.glob(f"{model}__battery__seed*.json.journal"))
+    seeds = lambda suffix: sorted(f.name[:-len(suffix)].rsplit("seed", 1)[1]  # noqa: E731
+                                  for f in cuda.glob(f"{model}__battery__seed*{suffix}"))
+    done, held = seeds(".json"), seeds(".json.journal")
     if done or held:
         print(f"device: {model} whole battery, seeds finished: {' '.join(done) or '—'}; journaled (to resume "
               f"on an accelerator): {' '.join(held) or '—'} ({cuda}, README \"On a lent accelerator\")")
